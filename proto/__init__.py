@@ -1,0 +1,1 @@
+"""Every wire format of msq: the internal ZeroMQ protocol, its tensor codec and the gRPC protos."""

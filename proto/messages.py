@@ -1,0 +1,186 @@
+"""Message types of msq's internal protocol (gateway <-> broker <-> worker).
+
+These are plain data; `msq.proto.wire` turns them into ZeroMQ frames and back.
+An instance is a mapping of input (or output) names to `WireTensor`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from msq.proto.codec import WireTensor
+from msq.proto.errors import Failure
+
+#: Version of the internal protocol; a peer speaking another version is refused.
+PROTOCOL_VERSION = 1
+
+Instance: TypeAlias = dict[str, WireTensor]
+InstanceOutcome: TypeAlias = Instance | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """An input or output of a method: its name, and dtype and per-instance shape when known.
+
+    `dtype` None means any type; `shape` None means any shape, and -1 in a shape is a
+    variable dimension.
+    """
+
+    name: str
+    dtype: str | None = None
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """How the broker forms jobs for one method.
+
+    `sizes` are the job sizes the worker runs (ascending; a job of n instances is padded to
+    the smallest size >= n; the last is the maximum). The broker waits at most
+    `max_queue_delay_ms` for a job to fill up to `preferred_size`; `max_queue_size` bounds
+    the queued instances of the method.
+    """
+
+    sizes: tuple[int, ...] = (1,)
+    preferred_size: int = 1
+    max_queue_delay_ms: float = 1.0
+    max_queue_size: int = 10000
+
+    @property
+    def max_size(self) -> int:
+        """The largest job the worker accepts."""
+        return self.sizes[-1]
+
+    def aligned(self, count: int) -> int:
+        """The job size that `count` instances are padded to."""
+        for size in self.sizes:
+            if size >= count:
+                return size
+        raise ValueError(f"{count} instances exceed the maximum batch size {self.max_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSignature:
+    """A method a worker serves: its inputs, outputs and batching."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    batching: BatchPolicy = BatchPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Worker -> broker: registration, with everything the worker serves."""
+
+    servable: str
+    version: int
+    methods: tuple[MethodSignature, ...]
+    capacity: int
+    device: str = "cpu"
+    pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Both ways between broker and worker: the sender is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Broker -> worker: re-register (the broker does not know you); worker -> broker: leaving."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Gateway -> broker: run `method` of `servable` on each instance.
+
+    `version` 0 means the highest running version. `timeout_ms` is the time the caller waits
+    (None: the broker's default).
+    """
+
+    request_id: int
+    servable: str
+    method: str
+    instances: list[Instance]
+    version: int = 0
+    timeout_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Broker -> gateway: one outcome per instance in order, or `error` for the whole request."""
+
+    request_id: int
+    version: int = 0
+    outcomes: list[InstanceOutcome] = field(default_factory=list)
+    error: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Gateway -> broker: the caller went away; drop the request's queued instances."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Broker -> worker: run `method` on these instances, padded to `batch_size`."""
+
+    job_id: int
+    method: str
+    batch_size: int
+    instances: list[Instance]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Worker -> broker: one outcome per job instance in order, and the compute time."""
+
+    job_id: int
+    outcomes: list[InstanceOutcome]
+    compute_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """Gateway -> broker: ask for the catalog of servables and the batching statistics."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServableInfo:
+    """One running servable version: its methods and how many workers serve it."""
+
+    servable: str
+    version: int
+    methods: tuple[MethodSignature, ...]
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Broker -> gateway: what is served, and the statistics (see `msq.broker.stats`)."""
+
+    request_id: int
+    servables: list[ServableInfo]
+    stats: dict[str, object]
+
+
+Message: TypeAlias = (
+    Ready
+    | Heartbeat
+    | Disconnect
+    | Request
+    | Reply
+    | Cancel
+    | Job
+    | Result
+    | StatusQuery
+    | Status
+)

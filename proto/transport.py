@@ -1,0 +1,72 @@
+"""The one place where msq's ZeroMQ sockets are made and every socket option is set."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TypeVar
+
+import zmq
+
+from msq.proto.codec import Buffer
+from msq.proto.messages import Message
+from msq.proto.wire import decode, encode
+
+#: Largest message a broker socket accepts (bytes); larger ones are dropped by libzmq.
+DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+#: Frames queued per peer before a send reports EAGAIN (never a silent drop).
+HIGH_WATER_MARK = 10000
+
+SocketT = TypeVar("SocketT", bound=zmq.Socket)  # type: ignore[type-arg]
+
+
+def _common(sock: SocketT, max_message_bytes: int) -> SocketT:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+    sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+    sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+    # Transport heartbeats find dead hosts and half-open TCP connections.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+    return sock
+
+
+def router(
+    context: zmq.Context,  # type: ignore[type-arg]
+    bind: str,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> zmq.Socket:  # type: ignore[type-arg]
+    """A bound ROUTER that raises EHOSTUNREACH instead of dropping messages to lost peers,
+    and lets a reconnecting peer take over its identity."""
+    sock = _common(context.socket(zmq.ROUTER), max_message_bytes)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+    sock.setsockopt(zmq.SNDTIMEO, 0)
+    sock.bind(bind)
+    return sock
+
+
+def dealer(
+    context: zmq.Context,  # type: ignore[type-arg]
+    connect: str,
+    identity: bytes | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> zmq.Socket:  # type: ignore[type-arg]
+    """A DEALER connected to a broker, with a fresh random identity unless one is given."""
+    sock = _common(context.socket(zmq.DEALER), max_message_bytes)
+    sock.setsockopt(zmq.IDENTITY, identity or os.urandom(8))
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    sock.connect(connect)
+    return sock
+
+
+def frames_of(message: Message, *, peer: bytes | None = None) -> list[Buffer]:
+    """The frames to send for a message, routed to `peer` when sent on a ROUTER."""
+    frames = encode(message)
+    return frames if peer is None else [peer, *frames]
+
+
+def message_of(frames: Sequence[zmq.Frame]) -> Message:
+    """Decode frames received with `copy=False`; tensors stay views of the frames."""
+    return decode([frame.buffer for frame in frames])

@@ -1,0 +1,60 @@
+"""msq: a message-queue driven serving system for MindSpore models."""
+
+from setuptools import setup
+
+SUBPACKAGES = ["broker", "workers", "gateways", "client", "proto", "benchmarks", "launcher"]
+
+setup(
+    name="msq",
+    version="0.1.0",
+    description="Serve MindSpore models in production: ZeroMQ broker, workers, gRPC and REST",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=["msq", *(f"msq.{name}" for name in SUBPACKAGES)],
+    package_dir={"msq": "msq", **{f"msq.{name}": name for name in SUBPACKAGES}},
+    package_data={"msq.proto": ["*.proto", "*.pyi"], "msq": ["py.typed"]},
+    install_requires=[
+        "mindspore>=2.5",
+        "numpy>=1.24",
+        "pyzmq>=25",
+        "msgpack>=1.0",
+        "grpcio>=1.60",
+        "grpcio-health-checking>=1.60",
+        "grpcio-reflection>=1.60",
+        "protobuf>=5.26",
+        "falcon>=4.0",
+        "gunicorn>=24",
+        "prometheus-client>=0.20",
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "scikit-learn>=1.3",
+            "tritonclient[grpc,http]>=2.40",
+            "openapi-spec-validator>=0.7",
+            "schemathesis>=3.30",
+            "grpcio-tools>=1.60",
+            "ruff>=0.5",
+            "mypy>=1.10",
+            "tqdm>=4.66",
+            "matplotlib>=3.8",
+        ],
+        "bench": ["tqdm>=4.66", "matplotlib>=3.8"],
+        "ray": ["ray[serve]>=2.9"],
+    },
+    entry_points={
+        "console_scripts": [
+            "msq=msq.launcher.cli:main",
+            "msq-broker=msq.broker.cli:main",
+            "msq-worker=msq.workers.cli:main",
+            "msq-grpc-gateway=msq.gateways.grpc_cli:main",
+            "msq-rest-gateway=msq.gateways.rest_cli:main",
+            "msq-bench=msq.benchmarks.cli:main",
+        ]
+    },
+)

@@ -1,0 +1,1 @@
+"""msq.workers."""
