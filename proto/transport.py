@@ -12,6 +12,9 @@ from msq.proto.codec import Buffer
 from msq.proto.messages import Message
 from msq.proto.wire import decode, encode
 
+#: Where the broker listens for gateways (frontend) and workers (backend) by default.
+DEFAULT_FRONTEND = "tcp://127.0.0.1:5600"
+DEFAULT_BACKEND = "tcp://127.0.0.1:5601"
 #: Largest message a broker socket accepts (bytes); larger ones are dropped by libzmq.
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 #: Frames queued per peer before a send reports EAGAIN (never a silent drop).
