@@ -9,9 +9,10 @@ of the received buffer (no copy). Values are NumPy arrays and scalars, `str` (ST
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias, cast
 
 import numpy as np
+from typing_extensions import Buffer
 
 #: Numeric dtypes msq carries, by their NumPy names.
 NUMERIC_DTYPES: tuple[str, ...] = (
@@ -36,7 +37,6 @@ DTYPES: frozenset[str] = frozenset(NUMERIC_DTYPES) | {STRING, BYTES}
 #: `COPY_THRESHOLD`); smaller ones are inlined in the message header, which costs less.
 FRAME_THRESHOLD = 65536
 
-Buffer: TypeAlias = bytes | bytearray | memoryview | np.ndarray
 Value: TypeAlias = np.ndarray | np.generic | str | bytes
 
 
@@ -51,7 +51,7 @@ class WireTensor(NamedTuple):
     def nbytes(self) -> int:
         """Length of the raw data in bytes."""
         data = self.data
-        return data.nbytes if isinstance(data, (memoryview, np.ndarray)) else len(data)
+        return len(data) if isinstance(data, bytes) else memoryview(data).nbytes
 
 
 class CodecError(ValueError):
@@ -83,7 +83,8 @@ def to_wire(value: object) -> WireTensor:
         array = array.astype(array.dtype.newbyteorder("<"))
     if not array.flags.c_contiguous:
         array = array.copy(order="C")
-    data: Buffer = array if array.nbytes >= FRAME_THRESHOLD else array.tobytes()
+    # ndarray is a Buffer at run time; NumPy's stubs declare it only for Python >= 3.12.
+    data = cast(Buffer, array) if array.nbytes >= FRAME_THRESHOLD else array.tobytes()
     return WireTensor(array.dtype.name, array.shape, data)
 
 
@@ -118,4 +119,4 @@ def from_wire(tensor: WireTensor) -> Value:
             raise CodecError(f"string tensor is not valid UTF-8: {exc}") from None
     if tensor.dtype == BYTES:
         return bytes(tensor.data)
-    return np.frombuffer(tensor.data, dtype=tensor.dtype).reshape(tensor.shape)
+    return np.frombuffer(memoryview(tensor.data), dtype=tensor.dtype).reshape(tensor.shape)

@@ -173,14 +173,5 @@ class Status:
 
 
 Message: TypeAlias = (
-    Ready
-    | Heartbeat
-    | Disconnect
-    | Request
-    | Reply
-    | Cancel
-    | Job
-    | Result
-    | StatusQuery
-    | Status
+    Ready | Heartbeat | Disconnect | Request | Reply | Cancel | Job | Result | StatusQuery | Status
 )

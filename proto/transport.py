@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 import zmq
+from typing_extensions import Buffer
 
-from msq.proto.codec import Buffer
 from msq.proto.messages import Message
 from msq.proto.wire import decode, encode
 
@@ -41,7 +41,7 @@ def router(
 ) -> zmq.Socket:  # type: ignore[type-arg]
     """A bound ROUTER that raises EHOSTUNREACH instead of dropping messages to lost peers,
     and lets a reconnecting peer take over its identity."""
-    sock = _common(context.socket(zmq.ROUTER), max_message_bytes)
+    sock: zmq.Socket = _common(context.socket(zmq.ROUTER), max_message_bytes)  # type: ignore[type-arg]
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.SNDTIMEO, 0)
@@ -53,13 +53,20 @@ def dealer(
     context: zmq.Context,  # type: ignore[type-arg]
     connect: str,
     identity: bytes | None = None,
+    *,
+    immediate: bool = False,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> zmq.Socket:  # type: ignore[type-arg]
-    """A DEALER connected to a broker, with a fresh random identity unless one is given."""
-    sock = _common(context.socket(zmq.DEALER), max_message_bytes)
+    """A DEALER connected to a broker, with a fresh random identity unless one is given.
+
+    With `immediate`, a send while the broker is not connected fails at once (EAGAIN)
+    instead of queueing: callers learn that the broker is down.
+    """
+    sock: zmq.Socket = _common(context.socket(zmq.DEALER), max_message_bytes)  # type: ignore[type-arg]
     sock.setsockopt(zmq.IDENTITY, identity or os.urandom(8))
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    sock.setsockopt(zmq.IMMEDIATE, int(immediate))
     sock.connect(connect)
     return sock
 

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
+from typing_extensions import Buffer
 
-from msq.proto.codec import FRAME_THRESHOLD, Buffer, WireTensor
+from msq.proto.codec import FRAME_THRESHOLD, WireTensor
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     PROTOCOL_VERSION,
@@ -145,7 +146,12 @@ def _fields(message: Message, encoder: _Encoder) -> dict[str, Any]:
             return {
                 "id": message.request_id,
                 "servables": [
-                    [info.servable, info.version, [_signature(m) for m in info.methods], info.workers]
+                    [
+                        info.servable,
+                        info.version,
+                        [_signature(m) for m in info.methods],
+                        info.workers,
+                    ]
                     for info in message.servables
                 ],
                 "stats": message.stats,
@@ -255,7 +261,6 @@ class _Decoder:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise self.fail(f"bad method signature: {exc}") from None
-
 
     def servable_info(self, raw: Any) -> ServableInfo:
         if not (isinstance(raw, list) and len(raw) == 4 and isinstance(raw[2], list)):

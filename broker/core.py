@@ -1,0 +1,546 @@
+"""The broker's sans-IO scheduling core.
+
+`BrokerCore` is driven by method calls — a request arrived, a worker registered, a result came
+back, a worker was lost, time passed — and returns the messages to send. It owns no socket and
+reads no clock, so every failure case is a plain unit test. The I/O loop in `msq.broker.loop`
+is a thin shell around it.
+
+Guarantees: every accepted request gets exactly one `Reply` (or none if the gateway cancelled
+it), by its deadline, with one outcome per instance in order; instances are queued per
+(servable, version, method) and coalesced into jobs no larger than the method's batch size;
+the work of a lost worker is re-dispatched (at most `max_redispatch` times per instance).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
+from msq.broker.settings import BrokerSettings
+from msq.broker.stats import RouteStats
+from msq.broker.validation import check_instance
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import (
+    Cancel,
+    Disconnect,
+    Heartbeat,
+    InstanceOutcome,
+    Job,
+    Message,
+    MethodSignature,
+    Ready,
+    Reply,
+    Request,
+    Result,
+    ServableInfo,
+    Status,
+    StatusQuery,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Endpoint(enum.Enum):
+    """Which broker socket a message goes out on."""
+
+    FRONTEND = "frontend"
+    BACKEND = "backend"
+
+
+class Outgoing(NamedTuple):
+    """A message for the I/O loop to send to `peer` on `endpoint`."""
+
+    endpoint: Endpoint
+    peer: bytes
+    message: Message
+
+
+@dataclass(eq=False, slots=True)
+class WorkerState:
+    """A registered worker: what it serves, its free credits, its running jobs."""
+
+    worker_id: bytes
+    ready: Ready
+    credits: int
+    last_seen: float
+    last_sent: float
+    routes: list[Route] = field(default_factory=list)
+    jobs: set[int] = field(default_factory=set)
+
+
+@dataclass(eq=False, slots=True)
+class RunningJob:
+    """A job sent to a worker and not yet answered."""
+
+    job_id: int
+    worker_id: bytes
+    route: Route
+    items: list[QueuedInstance]
+    dispatched_at: float
+
+
+def _describe(key: RouteKey) -> str:
+    return f"servable {key.servable!r} version {key.version} method {key.method!r}"
+
+
+class BrokerCore:
+    """The scheduling state machine; see the module docstring."""
+
+    def __init__(self, settings: BrokerSettings | None = None, *, now: float = 0.0) -> None:
+        self.settings = settings or BrokerSettings()
+        self.started_at = now
+        self.workers: dict[bytes, WorkerState] = {}
+        self.jobs: dict[int, RunningJob] = {}
+        self.requests: dict[tuple[bytes, int], PendingRequest] = {}
+        self.rejected: dict[str, int] = {}
+        #: servable -> version -> method -> route, for routes some worker serves now.
+        self.servables: dict[str, dict[int, dict[str, Route]]] = {}
+        self._stats: dict[RouteKey, RouteStats] = {}
+        self._deadlines: list[tuple[float, int, PendingRequest]] = []
+        self._sequence = itertools.count()
+        self._job_ids = itertools.count(1)
+        self._outbox: list[Outgoing] = []
+
+    # ------------------------------------------------------------------ gateway side
+
+    def on_request(self, client: bytes, request: Request, now: float) -> list[Outgoing]:
+        """A gateway sent a request: validate, admit and queue its instances."""
+        self._expire(now)
+        self._admit(client, request, now)
+        return self._flush()
+
+    def on_cancel(self, client: bytes, cancel: Cancel, now: float) -> list[Outgoing]:
+        """The caller went away: drop the request without replying."""
+        pending = self.requests.pop((client, cancel.request_id), None)
+        if pending is not None and not pending.done:
+            pending.done = True
+            pending.route.forget(pending)
+        self._expire(now)
+        return self._flush()
+
+    def on_status_query(self, client: bytes, query: StatusQuery, now: float) -> list[Outgoing]:
+        """A gateway asked what is served and for the statistics."""
+        self._emit(Endpoint.FRONTEND, client, self.status(query.request_id, now))
+        return self._flush()
+
+    def on_malformed_request(
+        self, client: bytes, request_id: int, problem: str, now: float
+    ) -> list[Outgoing]:
+        """A gateway sent a message that names a request but cannot be decoded."""
+        self._reject(client, request_id, Failure(ErrorKind.INVALID_INPUT, problem))
+        return self._flush()
+
+    # ------------------------------------------------------------------ worker side
+
+    def on_worker_message(self, worker_id: bytes, message: Message, now: float) -> list[Outgoing]:
+        """Any message from a worker."""
+        self._expire(now)
+        match message:
+            case Ready():
+                self._register(worker_id, message, now)
+            case Result():
+                self._complete(worker_id, message, now)
+            case Heartbeat():
+                self._touch(worker_id, now)
+            case Disconnect():
+                self._lose(worker_id, now, message.reason or "worker disconnected")
+            case _:
+                log.warning("ignoring %s from worker %s", type(message).__name__, worker_id.hex())
+        return self._flush()
+
+    def on_worker_lost(self, worker_id: bytes, now: float, reason: str) -> list[Outgoing]:
+        """The I/O loop found a worker unreachable."""
+        self._lose(worker_id, now, reason)
+        return self._flush()
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Expire deadlines and silent or hung workers, send heartbeats, close batch windows."""
+        self._expire(now)
+        settings = self.settings
+        for worker in list(self.workers.values()):
+            if now - worker.last_seen > settings.worker_expiry_s:
+                self._lose(worker.worker_id, now, "worker missed its heartbeats")
+            elif any(
+                now - self.jobs[job_id].dispatched_at > settings.job_timeout_s
+                for job_id in worker.jobs
+            ):
+                self._emit(Endpoint.BACKEND, worker.worker_id, Disconnect("job timed out"))
+                self._lose(worker.worker_id, now, "worker did not finish a job in time")
+            elif now - worker.last_sent >= settings.heartbeat_interval_s:
+                worker.last_sent = now
+                self._emit(Endpoint.BACKEND, worker.worker_id, Heartbeat())
+        for route in self._live_routes():
+            self._dispatch(route, now)
+        return self._flush()
+
+    def next_wakeup(self, now: float) -> float:
+        """The latest time at which `tick` must run next."""
+        settings = self.settings
+        times = [now + settings.heartbeat_interval_s]
+        if self._deadlines:
+            times.append(self._deadlines[0][0])
+        for worker in self.workers.values():
+            times.append(worker.last_sent + settings.heartbeat_interval_s)
+            times.append(worker.last_seen + settings.worker_expiry_s)
+        for job in self.jobs.values():
+            times.append(job.dispatched_at + settings.job_timeout_s)
+        for route in self._live_routes():
+            closes_at = route.window_closes_at()
+            if closes_at is not None and self._free_worker(route) is not None:
+                times.append(closes_at)
+        return min(times)
+
+    def status(self, request_id: int, now: float) -> Status:
+        """What is served now, and the statistics."""
+        servables = [
+            ServableInfo(
+                servable=name,
+                version=version,
+                methods=tuple(_effective(route) for route in methods.values()),
+                workers=len(set().union(*(route.workers for route in methods.values()))),
+            )
+            for name, versions in sorted(self.servables.items())
+            for version, methods in sorted(versions.items())
+        ]
+        routes = dict(self._all_routes())
+        stats = {
+            "uptime_s": now - self.started_at,
+            "rejected": dict(self.rejected),
+            "routes": [
+                stats.report(
+                    queued=routes[key].live if key in routes else 0,
+                    in_flight=routes[key].in_flight if key in routes else 0,
+                )
+                for key, stats in sorted(self._stats.items())
+            ],
+        }
+        return Status(request_id, servables, stats)
+
+    def shutdown(self) -> list[Outgoing]:
+        """Answer every pending request: the broker is going away."""
+        failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
+        for pending in list(self.requests.values()):
+            self._fail_request(pending, failure)
+        return self._flush()
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self, client: bytes, request: Request, now: float) -> None:
+        route = self._resolve(request)
+        if isinstance(route, Failure):
+            self._reject(client, request.request_id, route)
+            return
+        if not request.instances:
+            failure = Failure(ErrorKind.INVALID_INPUT, "request has no instances")
+            self._reject(client, request.request_id, failure)
+            return
+        if (client, request.request_id) in self.requests:
+            failure = Failure(ErrorKind.INVALID_INPUT, f"duplicate request id {request.request_id}")
+            self._reject(client, request.request_id, failure)
+            return
+        checked = [
+            check_instance(instance, route.signature.inputs) for instance in request.instances
+        ]
+        valid = sum(not isinstance(item, Failure) for item in checked)
+        limit = route.policy.max_queue_size
+        if route.live + valid > limit:
+            failure = Failure(
+                ErrorKind.QUEUE_FULL,
+                f"enqueued requests count exceeds the limit {limit} "
+                f"(queue full for {_describe(route.key)}; retry later)",
+            )
+            self._reject(client, request.request_id, failure, version=route.key.version)
+            return
+        timeout_s = (
+            self.settings.default_timeout_s
+            if request.timeout_ms is None
+            else request.timeout_ms / 1000.0
+        )
+        outcomes: list[InstanceOutcome | None] = [
+            item if isinstance(item, Failure) else None for item in checked
+        ]
+        pending = PendingRequest(
+            client, request.request_id, route, outcomes, remaining=valid, deadline=now + timeout_s
+        )
+        stats = route.stats
+        stats.requests += 1
+        stats.instances += len(checked)
+        for item in checked:
+            if isinstance(item, Failure):
+                stats.instance_failed(item.kind)
+        if valid == 0:
+            self._finish(pending)
+            return
+        if timeout_s <= 0:
+            self._fail_request(
+                pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
+            )
+            return
+        self.requests[(client, request.request_id)] = pending
+        heapq.heappush(self._deadlines, (pending.deadline, next(self._sequence), pending))
+        for index, item in enumerate(checked):
+            if not isinstance(item, Failure):
+                route.push(QueuedInstance(pending, index, item, now))
+        self._dispatch(route, now)
+
+    def _resolve(self, request: Request) -> Route | Failure:
+        versions = self.servables.get(request.servable)
+        if not versions:
+            return Failure(
+                ErrorKind.NOT_FOUND,
+                f"servable is not available: {request.servable!r} is not served",
+            )
+        version = request.version or max(versions)
+        methods = versions.get(version)
+        if methods is None:
+            return Failure(
+                ErrorKind.NOT_FOUND,
+                f"servable is not available: {request.servable!r} version {version} is not "
+                f"served (running versions: {sorted(versions)})",
+            )
+        route = methods.get(request.method)
+        if route is None:
+            return Failure(
+                ErrorKind.NOT_FOUND,
+                f"method is not available: servable {request.servable!r} version {version} has "
+                f"no method {request.method!r} (methods: {sorted(methods)})",
+            )
+        return route
+
+    def _reject(self, client: bytes, request_id: int, failure: Failure, version: int = 0) -> None:
+        self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
+        self._emit(Endpoint.FRONTEND, client, Reply(request_id, version, error=failure))
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, route: Route, now: float) -> None:
+        while route.workers:
+            worker = self._free_worker(route)
+            if worker is None:
+                return
+            size = route.job_size(now)
+            if size == 0:
+                return
+            items = route.take(size)
+            for item in items:
+                route.stats.queue_delay_ms.observe((now - item.enqueued_at) * 1000.0)
+            job_id = next(self._job_ids)
+            self.jobs[job_id] = RunningJob(job_id, worker.worker_id, route, items, now)
+            worker.credits -= 1
+            worker.last_sent = now
+            worker.jobs.add(job_id)
+            route.in_flight += 1
+            job = Job(
+                job_id,
+                route.key.method,
+                route.policy.aligned(size),
+                [item.payload for item in items],
+            )
+            self._emit(Endpoint.BACKEND, worker.worker_id, job)
+
+    def _free_worker(self, route: Route) -> WorkerState | None:
+        best: WorkerState | None = None
+        for worker_id in route.workers:
+            worker = self.workers[worker_id]
+            if worker.credits > 0 and (best is None or worker.credits > best.credits):
+                best = worker
+        return best
+
+    def _complete(self, worker_id: bytes, result: Result, now: float) -> None:
+        worker = self._touch(worker_id, now)
+        if worker is None:
+            return
+        job = self.jobs.get(result.job_id)
+        if job is None or job.worker_id != worker_id:
+            log.warning("ignoring result of unknown job %d", result.job_id)
+            return
+        self._close_job(job, worker)
+        outcomes: list[InstanceOutcome] = list(result.outcomes)
+        if len(outcomes) != len(job.items):
+            problem = f"worker returned {len(outcomes)} outcomes for {len(job.items)} instances"
+            outcomes = [Failure(ErrorKind.INTERNAL, problem)] * len(job.items)
+        job.route.stats.job_done(len(job.items), result.compute_ms)
+        for item, outcome in zip(job.items, outcomes, strict=True):
+            self._settle(item.request, item.index, outcome)
+        self._dispatch(job.route, now)
+
+    def _close_job(self, job: RunningJob, worker: WorkerState) -> None:
+        del self.jobs[job.job_id]
+        worker.jobs.discard(job.job_id)
+        worker.credits += 1
+        job.route.in_flight -= 1
+
+    # ------------------------------------------------------------------ workers
+
+    def _register(self, worker_id: bytes, ready: Ready, now: float) -> None:
+        if worker_id in self.workers:
+            self._lose(worker_id, now, "worker registered again")
+        problem = _check_ready(ready)
+        if problem is not None:
+            log.error("refusing worker %s: %s", worker_id.hex(), problem)
+            self._emit(Endpoint.BACKEND, worker_id, Disconnect(f"registration refused: {problem}"))
+            return
+        worker = WorkerState(worker_id, ready, ready.capacity, last_seen=now, last_sent=now)
+        self.workers[worker_id] = worker
+        for signature in ready.methods:
+            route = self._route(RouteKey(ready.servable, ready.version, signature.name), signature)
+            route.workers.add(worker_id)
+            worker.routes.append(route)
+        log.info(
+            "worker %s serves %s version %d on %s (%d methods)",
+            worker_id.hex(), ready.servable, ready.version, ready.device, len(ready.methods),
+        )  # fmt: skip
+        for route in worker.routes:
+            self._dispatch(route, now)
+
+    def _route(self, key: RouteKey, signature: MethodSignature) -> Route:
+        methods = self.servables.setdefault(key.servable, {}).setdefault(key.version, {})
+        route = methods.get(key.method)
+        if route is None:
+            stats = self._stats.setdefault(key, RouteStats(*key))
+            policy = self.settings.policy_for(key.servable, signature.batching)
+            route = methods[key.method] = Route(key, signature, policy, stats)
+        elif route.signature.inputs != signature.inputs:
+            log.warning("workers disagree on the inputs of %s; keeping the first", _describe(key))
+        return route
+
+    def _touch(self, worker_id: bytes, now: float) -> WorkerState | None:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            self._emit(Endpoint.BACKEND, worker_id, Disconnect("unknown worker: register again"))
+            return None
+        worker.last_seen = now
+        return worker
+
+    def _lose(self, worker_id: bytes, now: float, reason: str) -> None:
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return
+        log.warning("lost worker %s (%s): %s", worker_id.hex(), worker.ready.servable, reason)
+        for job_id in list(worker.jobs):
+            job = self.jobs[job_id]
+            self._close_job(job, worker)
+            for item in reversed(job.items):
+                self._requeue(job.route, item, reason)
+        for route in worker.routes:
+            route.workers.discard(worker_id)
+            if route.workers:
+                self._dispatch(route, now)
+            else:
+                self._retire(route)
+
+    def _requeue(self, route: Route, item: QueuedInstance, reason: str) -> None:
+        if item.request.done:
+            return
+        item.attempts += 1
+        if item.attempts > self.settings.max_redispatch:
+            problem = f"worker unavailable: {reason}; gave up after {item.attempts} attempts"
+            self._settle(item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem))
+        else:
+            route.push(item, front=True)
+
+    def _retire(self, route: Route) -> None:
+        """The last worker of a route is gone: fail what waits for it and unroute it."""
+        failure = Failure(
+            ErrorKind.WORKER_UNAVAILABLE,
+            f"worker unavailable: no worker serves {_describe(route.key)} any more",
+        )
+        for item in route.drain():
+            self._settle(item.request, item.index, failure)
+        key = route.key
+        versions = self.servables[key.servable]
+        del versions[key.version][key.method]
+        if not versions[key.version]:
+            del versions[key.version]
+        if not versions:
+            del self.servables[key.servable]
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _settle(self, pending: PendingRequest, index: int, outcome: InstanceOutcome) -> None:
+        if pending.done or pending.outcomes[index] is not None:
+            return
+        pending.outcomes[index] = outcome
+        pending.remaining -= 1
+        stats = pending.route.stats
+        if isinstance(outcome, Failure):
+            stats.instance_failed(outcome.kind)
+        else:
+            stats.instances_succeeded += 1
+        if pending.remaining == 0:
+            self._finish(pending)
+
+    def _finish(self, pending: PendingRequest) -> None:
+        outcomes = [outcome for outcome in pending.outcomes if outcome is not None]
+        self._close(pending, Reply(pending.request_id, pending.route.key.version, outcomes))
+
+    def _fail_request(self, pending: PendingRequest, failure: Failure) -> None:
+        for outcome in pending.outcomes:
+            if outcome is None:
+                pending.route.stats.instance_failed(failure.kind)
+        self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
+
+    def _close(self, pending: PendingRequest, reply: Reply) -> None:
+        pending.done = True
+        pending.route.forget(pending)
+        self.requests.pop((pending.client, pending.request_id), None)
+        self._emit(Endpoint.FRONTEND, pending.client, reply)
+
+    def _expire(self, now: float) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, pending = heapq.heappop(deadlines)
+            if not pending.done:
+                waited_ms = (now - pending.deadline) * 1000.0
+                failure = Failure(
+                    ErrorKind.TIMEOUT,
+                    f"request timed out: its deadline passed {waited_ms:.0f} ms ago before "
+                    f"{_describe(pending.route.key)} answered",
+                )
+                self._fail_request(pending, failure)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _emit(self, endpoint: Endpoint, peer: bytes, message: Message) -> None:
+        self._outbox.append(Outgoing(endpoint, peer, message))
+
+    def _flush(self) -> list[Outgoing]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def _all_routes(self) -> list[tuple[RouteKey, Route]]:
+        return [
+            (route.key, route)
+            for versions in self.servables.values()
+            for methods in versions.values()
+            for route in methods.values()
+        ]
+
+    def _live_routes(self) -> list[Route]:
+        return [route for _, route in self._all_routes() if route.live]
+
+
+def _effective(route: Route) -> MethodSignature:
+    signature = route.signature
+    return MethodSignature(signature.name, signature.inputs, signature.outputs, route.policy)
+
+
+def _check_ready(ready: Ready) -> str | None:
+    if ready.version < 1:
+        return f"version must be >= 1, not {ready.version}"
+    if ready.capacity < 1:
+        return f"capacity must be >= 1, not {ready.capacity}"
+    if not ready.methods:
+        return "serves no method"
+    for method in ready.methods:
+        sizes = method.batching.sizes
+        if not sizes or sizes[0] < 1 or list(sizes) != sorted(set(sizes)):
+            return f"method {method.name!r}: batch sizes {list(sizes)} are not ascending and >= 1"
+    return None

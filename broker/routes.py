@@ -1,0 +1,117 @@
+"""Per-method queues of pending instances, and the batching decision that turns them into jobs."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from msq.broker.stats import RouteStats
+from msq.proto.messages import BatchPolicy, Instance, InstanceOutcome, MethodSignature
+
+
+class RouteKey(NamedTuple):
+    """What a request is routed by: servable, resolved version, method."""
+
+    servable: str
+    version: int
+    method: str
+
+
+@dataclass(eq=False, slots=True)
+class PendingRequest:
+    """An accepted request waiting for its instances' outcomes."""
+
+    client: bytes
+    request_id: int
+    route: Route
+    outcomes: list[InstanceOutcome | None]
+    remaining: int
+    deadline: float
+    done: bool = False
+    queued: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class QueuedInstance:
+    """One instance of a request, waiting in a route queue or running in a job."""
+
+    request: PendingRequest
+    index: int
+    payload: Instance
+    enqueued_at: float
+    attempts: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class Route:
+    """Everything the broker keeps for one (servable, version, method).
+
+    Instances of finished requests are removed lazily: `live` counts the queued instances
+    whose request is still waiting.
+    """
+
+    key: RouteKey
+    signature: MethodSignature
+    policy: BatchPolicy
+    stats: RouteStats
+    workers: set[bytes] = field(default_factory=set)
+    queue: deque[QueuedInstance] = field(default_factory=deque)
+    live: int = 0
+    in_flight: int = 0
+
+    def push(self, item: QueuedInstance, *, front: bool = False) -> None:
+        if front:
+            self.queue.appendleft(item)
+        else:
+            self.queue.append(item)
+        self.live += 1
+        item.request.queued += 1
+
+    def forget(self, request: PendingRequest) -> None:
+        """Stop counting a finished request's queued instances (they are skipped later)."""
+        self.live -= request.queued
+        request.queued = 0
+
+    def oldest(self) -> QueuedInstance | None:
+        """The oldest live instance, dropping finished requests' instances from the front."""
+        queue = self.queue
+        while queue and queue[0].request.done:
+            queue.popleft()
+        return queue[0] if queue else None
+
+    def window_closes_at(self) -> float | None:
+        """When the oldest instance has waited the maximum queue delay (None: empty)."""
+        oldest = self.oldest()
+        if oldest is None:
+            return None
+        return oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
+
+    def job_size(self, now: float) -> int:
+        """How many instances to dispatch now: 0 while a partial batch may still fill up.
+
+        A method with no job running dispatches at once: there is nothing to wait for, and
+        batches form by themselves while jobs run.
+        """
+        count = min(self.live, self.policy.max_size)
+        if count == 0 or count >= self.policy.preferred_size or self.in_flight == 0:
+            return count
+        closes_at = self.window_closes_at()
+        return count if closes_at is not None and now >= closes_at else 0
+
+    def take(self, count: int) -> list[QueuedInstance]:
+        """Pop `count` live instances from the front of the queue."""
+        taken: list[QueuedInstance] = []
+        queue = self.queue
+        while len(taken) < count:
+            item = queue.popleft()
+            if item.request.done:
+                continue
+            item.request.queued -= 1
+            taken.append(item)
+        self.live -= count
+        return taken
+
+    def drain(self) -> list[QueuedInstance]:
+        """Pop every live instance."""
+        return self.take(self.live)
