@@ -1,0 +1,127 @@
+"""`msq-broker`: run the Main node (the ZeroMQ broker between gateways and workers)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from msq.broker.core import BrokerCore
+from msq.broker.loop import BrokerLoop
+from msq.broker.settings import BatchingOverride, BrokerSettings, load_overrides
+from msq.proto import transport
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of `msq-broker`."""
+    parser = argparse.ArgumentParser(
+        prog="msq-broker",
+        description="msq broker: queues, batches and dispatches requests to model workers.",
+    )
+    parser.add_argument(
+        "--frontend",
+        default=transport.DEFAULT_FRONTEND,
+        help="endpoint gateways connect to (default %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=transport.DEFAULT_BACKEND,
+        help="endpoint workers connect to (default %(default)s)",
+    )
+    parser.add_argument(
+        "--config", type=Path, help="TOML file with per-servable [batching.<servable>] overrides"
+    )
+    parser.add_argument(
+        "--max-queue-delay-ms",
+        type=float,
+        help="batching window for every servable (overrides servable_config.py)",
+    )
+    parser.add_argument(
+        "--preferred-batch-size", type=int, help="a job this large is dispatched without waiting"
+    )
+    parser.add_argument(
+        "--max-queue-size",
+        type=int,
+        help="queued instances per method before requests are rejected",
+    )
+    parser.add_argument(
+        "--default-timeout",
+        type=float,
+        default=300.0,
+        help="deadline (s) of requests that set none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--job-timeout",
+        type=float,
+        default=120.0,
+        help="a worker that holds a job longer (s) is considered hung",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=1.0,
+        help="seconds between heartbeats; a worker silent for 3 is lost",
+    )
+    parser.add_argument(
+        "--max-redispatch",
+        type=int,
+        default=2,
+        help="times an instance is re-sent after its worker was lost",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=512,
+        help="largest message accepted, in MB (default %(default)s)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser  # fmt: skip
+
+
+def settings_from(args: argparse.Namespace) -> BrokerSettings:
+    """Broker settings from parsed arguments; command-line batching values win over the file."""
+    overrides = load_overrides(args.config) if args.config else {}
+    command_line = BatchingOverride(
+        args.max_queue_delay_ms, args.preferred_batch_size, args.max_queue_size
+    )
+    if command_line != BatchingOverride():
+        overrides = {**overrides, "*": command_line}
+    return BrokerSettings(
+        heartbeat_interval_s=args.heartbeat_interval,
+        default_timeout_s=args.default_timeout,
+        job_timeout_s=args.job_timeout,
+        max_redispatch=args.max_redispatch,
+        overrides=overrides,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the broker until SIGINT or SIGTERM."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s msq-broker %(levelname)s %(message)s"
+    )
+    try:
+        settings = settings_from(args)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    loop = BrokerLoop(
+        BrokerCore(settings, now=time.monotonic()),
+        args.frontend,
+        args.backend,
+        max_message_bytes=args.max_message_mb * 1024 * 1024,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: loop.stop())
+    frontend, backend = loop.endpoints
+    print(f"msq-broker ready: frontend {frontend}, backend {backend}", file=sys.stderr, flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

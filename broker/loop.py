@@ -1,0 +1,135 @@
+"""The broker's I/O loop: a thin synchronous shell around `BrokerCore`.
+
+It polls the frontend (gateways) and backend (workers) ROUTER sockets, decodes messages, feeds
+them to the core, and sends what the core returns. Malformed messages are answered when they
+name a request and dropped with a log line otherwise; they never stop the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import zmq
+
+from msq.broker.core import BrokerCore, Endpoint, Outgoing
+from msq.proto import transport
+from msq.proto.messages import Cancel, Request, StatusQuery
+from msq.proto.wire import WireError
+
+log = logging.getLogger(__name__)
+
+#: Messages read from one socket before the other gets its turn.
+_BATCH = 256
+
+
+class BrokerLoop:
+    """Binds the two ROUTER sockets and runs the core until `stop()` is called."""
+
+    def __init__(
+        self,
+        core: BrokerCore,
+        frontend: str = transport.DEFAULT_FRONTEND,
+        backend: str = transport.DEFAULT_BACKEND,
+        *,
+        max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
+        context: zmq.Context | None = None,  # type: ignore[type-arg]
+    ) -> None:
+        self.core = core
+        self.context = context or zmq.Context.instance()
+        self.frontend = transport.router(self.context, frontend, max_message_bytes)
+        self.backend = transport.router(self.context, backend, max_message_bytes)
+        self._stopping = threading.Event()
+
+    @property
+    def endpoints(self) -> tuple[str, str]:
+        """The bound (frontend, backend) endpoints, with real port numbers."""
+        return (
+            self.frontend.getsockopt_string(zmq.LAST_ENDPOINT),
+            self.backend.getsockopt_string(zmq.LAST_ENDPOINT),
+        )
+
+    def stop(self) -> None:
+        """Ask the loop to return (thread- and signal-safe)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Serve until `stop()`; then answer every pending request and close the sockets."""
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.backend, zmq.POLLIN)
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                wait_ms = max(0.0, self.core.next_wakeup(now) - now) * 1000.0
+                events = dict(poller.poll(math.ceil(min(wait_ms, 100.0))))
+                if self.frontend in events:
+                    self._drain(self.frontend, self._on_frontend)
+                if self.backend in events:
+                    self._drain(self.backend, self._on_backend)
+                self._send(self.core.tick(time.monotonic()))
+            self._send(self.core.shutdown())
+        finally:
+            self.frontend.close(linger=0)
+            self.backend.close(linger=0)
+
+    def _drain(
+        self,
+        sock: zmq.Socket,  # type: ignore[type-arg]
+        handle: Callable[[bytes, list[zmq.Frame]], None],
+    ) -> None:
+        for _ in range(_BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                log.warning("dropping a message with no body")
+                continue
+            handle(frames[0].bytes, frames[1:])
+
+    def _on_frontend(self, client: bytes, frames: list[zmq.Frame]) -> None:
+        now = time.monotonic()
+        try:
+            message = transport.message_of(frames)
+        except WireError as exc:
+            if exc.request_id is None:
+                log.warning("dropping malformed message from gateway %s: %s", client.hex(), exc)
+            else:
+                self._send(self.core.on_malformed_request(client, exc.request_id, str(exc), now))
+            return
+        match message:
+            case Request():
+                self._send(self.core.on_request(client, message, now))
+            case Cancel():
+                self._send(self.core.on_cancel(client, message, now))
+            case StatusQuery():
+                self._send(self.core.on_status_query(client, message, now))
+            case _:
+                log.warning("gateway %s sent unexpected %s", client.hex(), type(message).__name__)
+
+    def _on_backend(self, worker: bytes, frames: list[zmq.Frame]) -> None:
+        try:
+            message = transport.message_of(frames)
+        except WireError as exc:
+            log.warning("dropping malformed message from worker %s: %s", worker.hex(), exc)
+            return
+        self._send(self.core.on_worker_message(worker, message, time.monotonic()))
+
+    def _send(self, outgoing: list[Outgoing]) -> None:
+        for item in outgoing:
+            frontend = item.endpoint is Endpoint.FRONTEND
+            sock = self.frontend if frontend else self.backend
+            try:
+                sock.send_multipart(transport.frames_of(item.message, peer=item.peer), copy=False)
+            except zmq.ZMQError as exc:
+                if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                    raise
+                if frontend:
+                    log.warning("gateway %s unreachable (%s); reply dropped", item.peer.hex(), exc)
+                else:
+                    reason = f"worker unreachable: {exc.strerror}"
+                    self._send(self.core.on_worker_lost(item.peer, time.monotonic(), reason))
