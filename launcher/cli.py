@@ -1,0 +1,170 @@
+"""`msq serve`: one command that starts the broker, workers and both gateways."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from msq.launcher.supervisor import Child, Supervisor
+from msq.proto import transport
+
+#: Seconds each stage may take to become ready (workers load and warm up their models).
+START_TIMEOUT_S = 180.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of `msq`."""
+    parser = argparse.ArgumentParser(prog="msq", description="msq: serve MindSpore models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="start broker, workers and gateways for a servable directory"
+    )
+    serve.add_argument(
+        "servable_dir", type=Path, help="directory of MindSpore Serving-style servables"
+    )
+    serve.add_argument(
+        "--servable",
+        action="append",
+        default=[],
+        metavar="NAME[:VERSION]",
+        help="servable to serve (repeatable; default: every servable found)",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="workers per servable")
+    serve.add_argument("--device", default="cpu", help="cpu, gpu:N or ascend:N")
+    serve.add_argument("--broker-frontend", default=transport.DEFAULT_FRONTEND)
+    serve.add_argument("--broker-backend", default=transport.DEFAULT_BACKEND)
+    serve.add_argument(
+        "--grpc",
+        default="127.0.0.1:5500",
+        metavar="HOST:PORT",
+        help="gRPC gateway address (default %(default)s)",
+    )
+    serve.add_argument(
+        "--rest",
+        default="127.0.0.1:1500",
+        metavar="HOST:PORT",
+        help="REST gateway address (default %(default)s)",
+    )
+    serve.add_argument(
+        "--rest-workers", type=int, default=2, help="gunicorn worker processes of the REST gateway"
+    )
+    serve.add_argument("--no-grpc", action="store_true", help="do not start the gRPC gateway")
+    serve.add_argument("--no-rest", action="store_true", help="do not start the REST gateway")
+    serve.add_argument("--log-level", default="INFO")
+    return parser  # fmt: skip
+
+
+def find_servables(servable_dir: Path) -> list[str]:
+    """Every sub-directory of `servable_dir` holding a servable_config.py."""
+    return sorted(p.parent.name for p in servable_dir.glob("*/servable_config.py"))
+
+
+def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child]]:
+    """The broker, the workers and the gateways `msq serve` starts for these options."""
+    servables = args.servable or find_servables(args.servable_dir)
+    if not servables:
+        raise ValueError(f"no servable (a folder with servable_config.py) in {args.servable_dir}")
+    log_level = ["--log-level", args.log_level]
+    broker = Child(
+        "broker",
+        ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
+         *log_level],
+    )  # fmt: skip
+    total = len(servables) * args.workers
+    threads = str(max(1, (os.cpu_count() or 1) // total))
+    workers = [
+        Child(
+            f"worker {servable} #{index}",
+            [
+                "msq-worker",
+                "--device",
+                args.device,
+                "--servable-dir",
+                str(args.servable_dir),
+                "--servable",
+                servable,
+                "--broker",
+                args.broker_backend,
+                "--threads",
+                threads,
+                *log_level,
+            ],
+        )
+        for servable in servables
+        for index in range(1, args.workers + 1)
+    ]
+    gateways = []
+    if not args.no_grpc:
+        gateways.append(
+            Child(
+                "grpc",
+                ["msq-grpc-gateway", "--listen", args.grpc, "--broker", args.broker_frontend],
+            )
+        )
+    if not args.no_rest:
+        gateways.append(
+            Child(
+                "rest",
+                [
+                    "msq-rest-gateway",
+                    "--listen",
+                    args.rest,
+                    "--broker",
+                    args.broker_frontend,
+                    "--workers",
+                    str(args.rest_workers),
+                ],
+            )
+        )
+    return [broker], workers, gateways
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `msq serve` until Ctrl-C or SIGTERM; stop every process it started."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="msq: %(message)s")
+    if not args.servable_dir.is_dir():
+        parser.error(f"{args.servable_dir} is not a directory")
+    try:
+        stages = plan(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    supervisor = Supervisor()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: supervisor.stop())
+    try:
+        for stage in stages:
+            supervisor.start(*stage, timeout_s=START_TIMEOUT_S)
+    except RuntimeError as exc:
+        logging.error("start-up failed: %s", exc)
+        supervisor.shutdown()
+        return 1
+    print(_banner(args), file=sys.stderr, flush=True)
+    supervisor.watch()
+    logging.info("stopping")
+    supervisor.shutdown()
+    return 0
+
+
+def _banner(args: argparse.Namespace) -> str:
+    lines = ["msq ready:"]
+    if not args.no_grpc:
+        lines.append(f"  gRPC (MindSpore Serving MSService + KServe V2): {args.grpc}")
+    if not args.no_rest:
+        lines.append(f"  REST: http://{args.rest}/model/<servable>:<method>  and  /v2/...")
+        lines.append(
+            f'  try: curl -X POST -d \'{{"instances":{{"x1":[[1.0,1.0],[1.0,1.0]],'
+            f'"x2":[[1.0,1.0],[1.0,1.0]]}}}}\' http://{args.rest}/model/add:add_common'
+        )
+    lines.append(f"  broker: gateways -> {args.broker_frontend}, workers -> {args.broker_backend}")
+    lines.append("  Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

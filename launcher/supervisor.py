@@ -1,0 +1,152 @@
+"""Child-process supervision for `msq serve`: start, watch, restart with back-off, stop.
+
+Each child's stderr is relayed line by line with its name in front; a child counts as started
+when it prints its "ready" line. Children get SIGTERM if the launcher itself dies (Linux
+parent-death signal), so nothing is left behind even after a SIGKILL of the launcher.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+MIN_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 32.0
+#: A child that stayed up this long is healthy again: its back-off starts over.
+STABLE_AFTER_S = 60.0
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded in the parent: the child, between fork and exec, only makes one system call.
+_LIBC = _load_libc() if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM when the launcher dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass(eq=False)
+class Child:
+    """One supervised process: its command, its current process, its restart schedule."""
+
+    name: str
+    command: list[str]
+    restart: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    started_at: float = 0.0
+    backoff_s: float = MIN_BACKOFF_S
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.ready.clear()
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (one async-signal-safe syscall)
+        )
+        assert self.process.stderr is not None
+        threading.Thread(
+            target=self._relay, args=(self.process.stderr,), name=f"relay-{self.name}", daemon=True
+        ).start()
+
+    def _relay(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if " ready" in line and line.startswith("msq-"):
+                self.ready.set()
+            sys.stderr.write(f"[{self.name}] {line}\n")
+            sys.stderr.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Supervisor:
+    """Starts children, restarts those that die, and stops them all."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self._stopping = threading.Event()
+
+    def start(self, *children: Child, timeout_s: float) -> None:
+        """Start children in parallel and wait until each has said it is ready."""
+        for child in children:
+            self.children.append(child)
+            child.start()
+        deadline = time.monotonic() + timeout_s
+        for child in children:
+            while not child.ready.wait(0.1):
+                if self._stopping.is_set():
+                    raise RuntimeError("interrupted while starting")
+                if not child.alive:
+                    code = child.process.returncode if child.process else None
+                    raise RuntimeError(f"{child.name} exited with code {code} while starting")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{child.name} did not become ready in {timeout_s:.0f} s")
+
+    def watch(self) -> None:
+        """Until `stop()`: report children that die and restart them with back-off."""
+        while not self._stopping.wait(0.2):
+            now = time.monotonic()
+            for child in self.children:
+                self._check(child, now)
+
+    def _check(self, child: Child, now: float) -> None:
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                log.warning("restarting %s", child.name)
+                child.restart_at = None
+                child.start()
+            return
+        if child.alive or child.process is None:
+            return
+        code = child.process.returncode
+        if not child.restart:
+            log.error("%s exited with code %s", child.name, code)
+            return
+        if now - child.started_at > STABLE_AFTER_S:
+            child.backoff_s = MIN_BACKOFF_S
+        log.error("%s exited unexpectedly with code %s; restarting in %.0f s",
+                  child.name, code, child.backoff_s)  # fmt: skip
+        child.restart_at = now + child.backoff_s
+        child.backoff_s = min(child.backoff_s * 2, MAX_BACKOFF_S)
+
+    def stop(self) -> None:
+        """Ask `watch()` to return (signal-safe)."""
+        self._stopping.set()
+
+    def shutdown(self, grace_s: float = 10.0) -> None:
+        """SIGTERM every child (gateways first, broker last), then SIGKILL what remains."""
+        self._stopping.set()
+        running = [c.process for c in reversed(self.children) if c.alive and c.process]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + grace_s
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
