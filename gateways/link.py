@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from typing import cast
 
 import zmq
@@ -23,6 +24,9 @@ from msq.proto.wire import WireError
 
 log = logging.getLogger(__name__)
 
+#: How long a call waits for the broker connection (at start-up or after a broker restart)
+#: before it reports the broker unreachable.
+CONNECT_GRACE_S = 2.0
 #: Time the link waits past a request's deadline for the broker's own timeout reply.
 DEADLINE_GRACE_S = 1.0
 
@@ -94,11 +98,7 @@ class BrokerLink:
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            try:
-                await self._socket.send_multipart(
-                    transport.frames_of(message), flags=zmq.NOBLOCK, copy=False
-                )
-            except zmq.Again:
+            if not await self._send(message, min(wait_s, CONNECT_GRACE_S)):
                 return Failure(
                     ErrorKind.WORKER_UNAVAILABLE, f"broker at {self.address} is not reachable"
                 )
@@ -113,11 +113,22 @@ class BrokerLink:
         finally:
             self._pending.pop(request_id, None)
 
+    async def _send(self, message: Message, connect_wait_s: float) -> bool:
+        """Send now, or as soon as the broker connection is up; False if it stays down."""
+        frames = transport.frames_of(message)
+        deadline = time.monotonic() + connect_wait_s
+        while True:
+            try:
+                await self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                return True
+            except zmq.Again:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.01)
+
     async def _send_quietly(self, message: Message) -> None:
         with contextlib.suppress(zmq.ZMQError):
-            await self._socket.send_multipart(
-                transport.frames_of(message), flags=zmq.NOBLOCK, copy=False
-            )
+            await self._send(message, 0.0)
 
     async def _read(self) -> None:
         while True:

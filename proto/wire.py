@@ -190,7 +190,9 @@ class _Decoder:
         self.header = header
         self.frames = frames
         raw_id = header.get("id")
-        self.request_id = raw_id if isinstance(raw_id, int) else None
+        self.request_id = (
+            raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+        )
 
     def fail(self, message: str) -> WireError:
         return WireError(f"malformed {self.header.get('c')!r} message: {message}", self.request_id)
