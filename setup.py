@@ -33,6 +33,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "psutil>=5.9",
             "hypothesis>=6.100",
             "scikit-learn>=1.3",
             "tritonclient[grpc,http]>=2.40",

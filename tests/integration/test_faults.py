@@ -1,0 +1,128 @@
+"""Failure cases with real processes: killed workers, full queues, deadlines, the launcher."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from msq.gateways.link import BrokerLink
+from msq.proto.codec import from_wire, to_wire
+from msq.proto.errors import ErrorKind
+from msq.proto.messages import Reply
+from tests.integration.linking import with_link
+from tests.processes import EXAMPLES, Cluster, Proc, endpoint, start_cluster, wait_served
+
+SERVABLES = Path(__file__).parent / "servables"
+
+
+def slow_request(link: BrokerLink, value: float, delay: float, count: int = 1,
+                 timeout_s: float | None = None) -> asyncio.Future[Reply]:  # fmt: skip
+    instances = [
+        {"x": to_wire(np.float32(value + i)), "delay": to_wire(np.float32(delay))}
+        for i in range(count)
+    ]
+    return asyncio.ensure_future(link.infer("slow", "compute", instances, timeout_s=timeout_s))
+
+
+@pytest.fixture(scope="module")
+def two_slow_workers() -> Iterator[Cluster]:
+    cluster = start_cluster([("slow", SERVABLES)], workers_per_servable=2)
+    yield cluster
+    cluster.stop()
+
+
+def test_two_workers_for_one_servable_both_receive_work(two_slow_workers: Cluster) -> None:
+    async def use(link: BrokerLink) -> list[Reply]:
+        return list(await asyncio.gather(*(slow_request(link, i, 0.05) for i in range(8))))
+
+    replies = with_link(two_slow_workers.frontend, use)
+    pids = {int(from_wire(r.outcomes[0]["pid"])) for r in replies}  # type: ignore[index, call-overload]
+    worker_pids = {proc.pid for proc in two_slow_workers.procs[1:]}
+    assert pids == worker_pids
+
+
+def test_killing_a_worker_mid_request_costs_no_request(two_slow_workers: Cluster) -> None:
+    victim = two_slow_workers.procs[1]
+
+    async def use(link: BrokerLink) -> list[Reply]:
+        calls = [slow_request(link, 10.0 * i, 0.2, count=2) for i in range(12)]
+        await asyncio.sleep(0.3)
+        victim.kill(signal.SIGKILL)
+        return list(await asyncio.gather(*calls))
+
+    replies = with_link(two_slow_workers.frontend, use)
+    for i, reply in enumerate(replies):
+        assert reply.error is None
+        ys = [float(from_wire(o["y"])) for o in reply.outcomes]  # type: ignore[index, arg-type]
+        assert ys == [20.0 * i, 20.0 * i + 2.0]
+
+
+@pytest.fixture
+def one_slow_worker_small_queue() -> Iterator[Cluster]:
+    cluster = start_cluster([("slow", SERVABLES)], "--max-queue-size", "10")
+    yield cluster
+    cluster.stop()
+
+
+def test_queue_full_and_deadline_each_give_their_own_error(
+    one_slow_worker_small_queue: Cluster,
+) -> None:
+    async def use(link: BrokerLink) -> list[Reply]:
+        busy = [slow_request(link, 0.0, 0.1, count=8) for _ in range(2)]  # two jobs in flight
+        await asyncio.sleep(0.05)
+        queued = slow_request(link, 100.0, 0.0, count=10)  # fills the queue of 10
+        await asyncio.sleep(0.05)
+        rejected = await slow_request(link, 200.0, 0.0)
+        return [rejected, *await asyncio.gather(queued, *busy)]
+
+    rejected, queued, *busy = with_link(one_slow_worker_small_queue.frontend, use)
+    assert rejected.error is not None
+    assert rejected.error.kind is ErrorKind.QUEUE_FULL
+    assert "enqueued requests count exceeds the limit 10" in rejected.error.message
+    assert queued.error is None
+    assert all(reply.error is None for reply in busy)
+
+    async def late(link: BrokerLink) -> Reply:
+        hog = slow_request(link, 0.0, 0.3, count=8)
+        await asyncio.sleep(0.05)
+        reply = await slow_request(link, 1.0, 0.0, timeout_s=0.1)
+        await hog
+        return reply
+
+    started = time.monotonic()
+    reply = with_link(one_slow_worker_small_queue.frontend, late)
+    assert reply.error is not None
+    assert reply.error.kind is ErrorKind.TIMEOUT
+    assert reply.error.message.startswith("request timed out")
+    assert time.monotonic() - started < 5
+
+
+def test_launcher_starts_everything_and_leaves_no_process_after_sigterm() -> None:
+    frontend, backend = endpoint(), endpoint()
+    launcher = Proc(
+        "launcher",
+        [sys.executable, "-m", "msq.launcher.cli", "serve", str(EXAMPLES), "--no-grpc",
+         "--no-rest", "--broker-frontend", frontend, "--broker-backend", backend],
+    )  # fmt: skip
+    launcher.start()
+    deadline = time.monotonic() + 120
+    while "msq ready:" not in launcher.log():
+        assert launcher.process.poll() is None, launcher.log()
+        assert time.monotonic() < deadline, launcher.log()
+        time.sleep(0.2)
+    wait_served(frontend, {"add": 1, "digits": 1})
+    children = psutil.Process(launcher.pid).children(recursive=True)
+    assert len(children) >= 3  # broker and a worker per servable
+    launcher.process.send_signal(signal.SIGTERM)
+    assert launcher.process.wait(30) == 0
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+    assert len(gone) == len(children)
