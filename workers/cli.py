@@ -1,0 +1,169 @@
+"""`msq-worker`: serve one servable version on one device for a broker.
+
+    msq-worker --device cpu --servable-dir DIR --servable NAME[:VERSION] \\
+        --broker tcp://127.0.0.1:5601 [--threads N] [--capacity N] [--max-batch-size N]
+
+Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import zmq
+
+from msq.proto.messages import Ready
+from msq.proto.transport import DEFAULT_BACKEND
+from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
+
+
+def _servable(text: str) -> tuple[str, int]:
+    name, _, version = text.partition(":")
+    if not name or (version and not version.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid servable {text!r}: use NAME or NAME:VERSION")
+    return name, int(version or 0)
+
+
+def _device(text: str) -> DeviceSpec:
+    try:
+        return parse_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return int(text)
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """Raise ValueError now, before models load, if the broker endpoint is invalid."""
+    with zmq.Context() as context, context.socket(zmq.DEALER) as sock:
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            raise ValueError(f"invalid broker endpoint {endpoint!r}: {exc}") from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of `msq-worker`."""
+    parser = argparse.ArgumentParser(
+        prog="msq-worker", description="Serve a servable on one device for an msq broker."
+    )
+    parser.add_argument(
+        "--device",
+        type=_device,
+        default=DeviceSpec("cpu"),
+        help="cpu, gpu:N or ascend:N (default cpu)",
+    )
+    parser.add_argument(
+        "--servable-dir",
+        type=Path,
+        required=True,
+        help="directory holding {servable}/servable_config.py",
+    )
+    parser.add_argument(
+        "--servable",
+        type=_servable,
+        required=True,
+        metavar="NAME[:VERSION]",
+        help="servable to serve; version 0 or none: the newest",
+    )
+    parser.add_argument(
+        "--broker",
+        default=DEFAULT_BACKEND,
+        help=f"broker backend endpoint (default {DEFAULT_BACKEND})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        help="MindSpore CPU kernel threads (default: cores / --workers-on-host)",
+    )
+    parser.add_argument(
+        "--workers-on-host",
+        type=_positive,
+        default=1,
+        help="workers sharing this host's cores (default 1)",
+    )
+    parser.add_argument(
+        "--capacity",
+        type=_positive,
+        default=2,
+        help="jobs the broker may send before a result (default 2)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive,
+        help="largest batch for dynamic-batch models (overrides the servable)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the worker until SIGTERM or SIGINT; 1 if the servable or device cannot be used."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        _check_endpoint(args.broker)
+    except ValueError as exc:
+        print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
+        return 1
+    # Imported here: MindSpore takes seconds to import, `--help` should not wait.
+    from msq.workers.definition import ServableLoadError  # noqa: PLC0415
+    from msq.workers.device import configure_mindspore  # noqa: PLC0415
+    from msq.workers.loop import WorkerLoop  # noqa: PLC0415
+    from msq.workers.servable import load_servable  # noqa: PLC0415
+
+    name, version = args.servable
+    try:
+        configure_mindspore(args.device, args.threads or default_threads(args.workers_on_host))
+        servable = load_servable(
+            args.servable_dir, name, version, max_batch_size=args.max_batch_size
+        )
+    except (DeviceError, ServableLoadError) as exc:
+        print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
+        return 1
+    ready = Ready(
+        servable.name,
+        servable.version,
+        servable.signatures,
+        args.capacity,
+        str(args.device),
+        os.getpid(),
+    )
+    announced = False
+
+    def announce() -> None:
+        nonlocal announced
+        if not announced:
+            announced = True
+            print(
+                f"msq-worker ready: {servable.name} v{servable.version} on {args.device}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: loop.stop())
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The worker loop: registration, heartbeats and reconnection around one compute thread.
+
+The main thread owns the sockets. It registers with the broker (`Ready`), sends a
+`Heartbeat` when it sent nothing for a second, and treats a broker silent for 3 seconds as
+lost: it closes its DEALER and registers again on a new one, waiting 1 s, 2 s, ... up to
+32 s between failed tries. Jobs go to one compute thread that runs them in order and hands
+each encoded `Result` back through an inproc PAIR socket, which wakes the main thread.
+Results of jobs received before a re-registration are dropped: the broker has re-queued them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from msq.proto import transport
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import Disconnect, Heartbeat, Job, Message, Ready, Result
+from msq.proto.wire import WireError
+
+logger = logging.getLogger(__name__)
+
+Socket = zmq.Socket[Any]
+
+#: Most messages handled from one socket before looking at the other.
+_DRAIN_LIMIT = 100
+
+
+class WorkerLoop:
+    """Serve jobs from a broker until `stop()` is called (from any thread or a signal)."""
+
+    def __init__(
+        self,
+        broker: str,
+        ready: Ready,
+        execute: Callable[[Job], Result],
+        *,
+        heartbeat_s: float = 1.0,
+        liveness_s: float = 3.0,
+        max_retry_delay_s: float = 32.0,
+        on_registered: Callable[[], None] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.ready = ready
+        self.execute = execute
+        self.heartbeat_s = heartbeat_s
+        self.liveness_s = liveness_s
+        self.max_retry_delay_s = max_retry_delay_s
+        self.on_registered = on_registered
+        self._stopping = threading.Event()
+        self._context: zmq.Context[Any] = zmq.Context()
+        self._jobs: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
+        self._results_address = f"inproc://msq-worker-results-{id(self)}"
+        self._results = self._context.socket(zmq.PAIR)
+        self._results.bind(self._results_address)
+        self._dealer: Socket | None = None
+        self._poller = zmq.Poller()
+        self._generation = 0
+        self._retry_delay_s = 0.0
+        self._last_heard = self._last_sent = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to leave: it sends `Disconnect` and returns from `run`."""
+        self._stopping.set()
+
+    # ------------------------------------------------------------------------------ main thread
+
+    def run(self) -> None:
+        """Register, then serve until stopped; closes every socket on return."""
+        compute = threading.Thread(target=self._compute, name="msq-compute", daemon=True)
+        compute.start()
+        try:
+            self._register()
+            while not self._stopping.is_set():
+                self._step()
+            self._send(Disconnect("worker shutting down"))
+        finally:
+            self._jobs.put(None)
+            compute.join(timeout=1.0)
+            if self._dealer is not None:
+                self._dealer.close(linger=100)
+            self._results.close()
+            if not compute.is_alive():  # else a long job still runs: the process exits anyway
+                self._context.term()
+
+    def _step(self) -> None:
+        dealer = self._dealer
+        assert dealer is not None
+        now = time.monotonic()
+        wait_s = min(self._last_sent + self.heartbeat_s, self._last_heard + self.liveness_s) - now
+        events = dict(self._poller.poll(timeout=round(max(0.0, min(wait_s, 0.25)) * 1000)))
+        if self._results in events:
+            self._forward_results()
+        if dealer in events:
+            self._receive(dealer)
+        now = time.monotonic()
+        if self._dealer is dealer and now - self._last_heard > self.liveness_s:
+            logger.warning(
+                "broker %s silent for %.1f s: registering again", self.broker, self.liveness_s
+            )
+            self._register()
+        elif now - self._last_sent >= self.heartbeat_s:
+            self._send(Heartbeat())
+
+    def _register(self) -> None:
+        """Open a new DEALER and send `Ready`, after the current retry delay."""
+        if self._dealer is not None:
+            self._dealer.close(linger=0)
+            self._dealer = None
+        if self._retry_delay_s and self._stopping.wait(self._retry_delay_s):
+            return
+        self._retry_delay_s = min(max(1.0, self._retry_delay_s * 2), self.max_retry_delay_s)
+        self._generation += 1
+        self._dealer = transport.dealer(self._context, self.broker)
+        self._poller = zmq.Poller()
+        self._poller.register(self._dealer, zmq.POLLIN)
+        self._poller.register(self._results, zmq.POLLIN)
+        self._last_heard = time.monotonic()
+        self._send(self.ready)
+        if self.on_registered is not None:
+            self.on_registered()
+        logger.info("registered with broker %s", self.broker)
+
+    def _receive(self, dealer: Socket) -> None:
+        """Handle the broker's waiting messages (a bounded number, to stay responsive)."""
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                frames = dealer.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._last_heard = time.monotonic()
+            self._handle(frames)
+            if self._dealer is not dealer:
+                return
+
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        try:
+            message: Message = transport.message_of(frames)
+        except WireError as exc:
+            logger.warning("dropped a malformed message from the broker: %s", exc)
+            return
+        match message:
+            case Job():
+                self._retry_delay_s = 0.0
+                self._jobs.put((self._generation, message))
+            case Heartbeat():
+                self._retry_delay_s = 0.0
+            case Disconnect():
+                logger.warning("broker asked to register again: %s", message.reason)
+                self._register()
+            case _:
+                logger.warning("dropped an unexpected %s from the broker", type(message).__name__)
+
+    def _forward_results(self) -> None:
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                generation, *frames = self._results.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if int.from_bytes(generation.buffer, "little") == self._generation:
+                self._send_frames(frames)
+            else:
+                logger.info("dropped the result of a job from before re-registering")
+
+    def _send(self, message: Message) -> None:
+        self._send_frames(transport.frames_of(message))
+
+    def _send_frames(self, frames: list[Any]) -> None:
+        if self._dealer is None:
+            return
+        try:
+            self._dealer.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+            self._last_sent = time.monotonic()
+        except zmq.Again:
+            logger.warning("broker %s is not taking messages: one dropped", self.broker)
+
+    # ------------------------------------------------------------------------------ compute thread
+
+    def _compute(self) -> None:
+        results = self._context.socket(zmq.PAIR)
+        results.connect(self._results_address)
+        try:
+            while (item := self._jobs.get()) is not None:
+                generation, job = item
+                result = self._run(job)
+                header = generation.to_bytes(8, "little")
+                results.send_multipart([header, *transport.frames_of(result)], copy=False)
+        finally:
+            results.close(linger=0)
+
+    def _run(self, job: Job) -> Result:
+        try:
+            return self.execute(job)
+        except Exception as exc:  # a bug must not stop the worker: fail the job's instances
+            logger.exception("job %d of method %s failed", job.job_id, job.method)
+            failure = Failure(ErrorKind.INTERNAL, f"worker {os.getpid()} failed the job: {exc}")
+            return Result(job.job_id, [failure] * len(job.instances))

@@ -1,0 +1,280 @@
+"""MindIR models on a device: loading, batch geometry, padding and warm-up.
+
+Each declared model (one file per subgraph) becomes a `LoadedModel`. Its batch geometry comes
+from the graph's input shapes: a dynamic batch dim (-1) runs the allowed sizes (padded up to
+the smallest that fits), a fixed batch N runs N, and `with_batch_dim=False` runs one instance
+per call. Padding rows are zeros and are never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mindspore as ms
+import numpy as np
+from google.protobuf.message import DecodeError
+from mindspore import nn
+from mindspore.train import mind_ir_pb2
+
+from msq.proto.errors import ErrorKind
+from msq.workers.definition import Model, ServableLoadError
+from msq.workers.values import InstanceError, Value
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "BOOL": "bool",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT16": "int16",
+    "UINT16": "uint16",
+    "INT32": "int32",
+    "UINT32": "uint32",
+    "INT64": "int64",
+    "UINT64": "uint64",
+    "FLOAT16": "float16",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+    "FLOAT64": "float64",
+}
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """A model input per instance: dtype and shape (-1: any size); `shared` inputs have no
+    batch dim and one value serves the whole batch."""
+
+    dtype: str
+    shape: Shape
+    shared: bool = False
+
+
+@dataclass(slots=True)
+class Subgraph:
+    """One graph of a model, the batch sizes it runs, and its outputs once warmed up."""
+
+    cell: Any
+    inputs: tuple[InputSpec, ...]
+    sizes: tuple[int, ...]
+    batched: bool
+    outputs: tuple[tuple[str, Shape], ...] | None = None
+
+
+def _shape_fits(shape: Shape, spec: Shape) -> bool:
+    if len(shape) != len(spec):
+        return False
+    return all(want in (-1, got) for got, want in zip(shape, spec, strict=True))
+
+
+def _merge(first: Shape, other: Shape) -> Shape:
+    """`first` with -1 where `other` differs."""
+    return tuple(a if a == b else -1 for a, b in zip(first, other, strict=True))
+
+
+class LoadedModel:
+    """A declared model loaded on the current device (one graph per subgraph file)."""
+
+    def __init__(self, model: Model, version_dir: Path, dynamic_sizes: tuple[int, ...]) -> None:
+        self.model = model
+        self.subgraphs = [self._load(version_dir / name, dynamic_sizes) for name in model.files]
+
+    @property
+    def key(self) -> str:
+        """The model's name in messages."""
+        return self.model.model_key
+
+    def _load(self, path: Path, dynamic_sizes: tuple[int, ...]) -> Subgraph:
+        if not path.is_file():
+            raise ServableLoadError(f"model file {path} does not exist")
+        try:
+            proto = mind_ir_pb2.ModelProto()
+            proto.ParseFromString(path.read_bytes())
+            cell = nn.GraphCell(ms.load(str(path)))
+        except (RuntimeError, ValueError, OSError, DecodeError) as exc:
+            raise ServableLoadError(f"cannot load model file {path}: {exc}") from exc
+        dims = [self._input(path, k, value) for k, value in enumerate(proto.graph.input)]
+        shared = self.model.without_batch_dim_inputs
+        if any(index >= len(dims) for index in shared):
+            raise ServableLoadError(
+                f"{path.name}: without_batch_dim_inputs {list(shared)} names inputs the model "
+                f"lacks (it has {len(dims)})"
+            )
+        if not self.model.with_batch_dim:
+            inputs = tuple(InputSpec(dtype, shape) for dtype, shape in dims)
+            return Subgraph(cell, inputs, (1,), batched=False)
+        batch_dims = set()
+        for k, (_, shape) in enumerate(dims):
+            if k not in shared and not shape:
+                raise ServableLoadError(
+                    f"{path.name}: input {k} is a scalar without a batch dim; list it in "
+                    "without_batch_dim_inputs or declare the model with with_batch_dim=False"
+                )
+            if k not in shared:
+                batch_dims.add(shape[0])
+        if len(batch_dims) != 1:
+            raise ServableLoadError(
+                f"{path.name}: inputs with a batch dim disagree on its size {sorted(batch_dims)}; "
+                "list inputs without a batch dim in without_batch_dim_inputs"
+            )
+        batch = batch_dims.pop()
+        inputs = tuple(
+            InputSpec(dtype, shape, shared=True) if k in shared else InputSpec(dtype, shape[1:])
+            for k, (dtype, shape) in enumerate(dims)
+        )
+        return Subgraph(cell, inputs, dynamic_sizes if batch < 0 else (batch,), batched=True)
+
+    @staticmethod
+    def _input(path: Path, index: int, value: Any) -> tuple[str, Shape]:
+        if len(value.tensor) != 1:
+            raise ServableLoadError(f"{path.name}: input {index} is not a tensor")
+        tensor = value.tensor[0]
+        type_name = mind_ir_pb2.TensorProto.DataType.Name(tensor.data_type)
+        if type_name not in _DTYPES:
+            raise ServableLoadError(f"{path.name}: input {index} has unsupported type {type_name}")
+        return str(_DTYPES[type_name]), tuple(int(dim) for dim in tensor.dims)
+
+    def subgraph(self, index: int) -> Subgraph:
+        """Subgraph `index`; RuntimeError if the model has no such subgraph."""
+        if not 0 <= index < len(self.subgraphs):
+            raise RuntimeError(f"model {self.key} has no subgraph {index}")
+        return self.subgraphs[index]
+
+    # ------------------------------------------------------------------------------ running
+
+    def prepare(self, values: Sequence[Value], subgraph: int) -> tuple[np.ndarray, ...]:
+        """Check one instance's inputs against the model; raise `InstanceError` if they differ.
+
+        A value with the right number of elements but another shape is reshaped (MindSpore
+        Serving checked sizes only).
+        """
+        specs = self.subgraph(subgraph).inputs
+        if len(values) != len(specs):
+            raise InstanceError(
+                ErrorKind.MODEL_ERROR,
+                f"model {self.key} takes {len(specs)} inputs, the method passed {len(values)}",
+            )
+        return tuple(
+            self._check(k, value, spec)
+            for k, (value, spec) in enumerate(zip(values, specs, strict=True))
+        )
+
+    def _check(self, index: int, value: Value, spec: InputSpec) -> np.ndarray:
+        if not isinstance(value, np.ndarray):
+            kind = "string" if isinstance(value, str) else "bytes"
+            raise InstanceError(
+                ErrorKind.INVALID_INPUT,
+                f"Given model input {index} is {kind}, not the data type {spec.dtype} defined "
+                f"in model {self.key}",
+            )
+        if value.dtype.name != spec.dtype:
+            raise InstanceError(
+                ErrorKind.INVALID_INPUT,
+                f"Given model input {index} data type {value.dtype.name} not match the data "
+                f"type {spec.dtype} defined in model {self.key}",
+            )
+        if _shape_fits(value.shape, spec.shape):
+            return value
+        if -1 not in spec.shape and value.size == math.prod(spec.shape):
+            return value.reshape(spec.shape)
+        expected = math.prod(spec.shape) * value.itemsize
+        raise InstanceError(
+            ErrorKind.INVALID_INPUT,
+            f"Given model input {index} size {value.nbytes} not match the size {expected} "
+            f"defined in model {self.key}: shape {list(value.shape)}, expected {list(spec.shape)}",
+        )
+
+    def run(self, instances: Sequence[Sequence[Value]], subgraph: int) -> list[tuple[Value, ...]]:
+        """Check and run instances (`Model.call`); one bad instance fails the call."""
+        prepared = [self.prepare(values, subgraph) for values in instances]
+        return list(self.execute(prepared, subgraph))
+
+    def execute(
+        self, instances: Sequence[tuple[np.ndarray, ...]], subgraph: int
+    ) -> list[tuple[np.ndarray, ...]]:
+        """Run prepared instances in batches of the model's sizes; outputs per instance."""
+        graph = self.subgraph(subgraph)
+        if not graph.batched:
+            return [self._call(graph, values) for values in instances]
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for position, values in enumerate(instances):
+            groups.setdefault(self._batch_key(graph, values), []).append(position)
+        results: list[tuple[np.ndarray, ...]] = [()] * len(instances)
+        largest = graph.sizes[-1]
+        for positions in groups.values():
+            for start in range(0, len(positions), largest):
+                part = positions[start : start + largest]
+                outputs = self._run_batch(graph, [instances[p] for p in part])
+                for position, output in zip(part, outputs, strict=True):
+                    results[position] = output
+        return results
+
+    @staticmethod
+    def _batch_key(graph: Subgraph, values: tuple[np.ndarray, ...]) -> tuple[object, ...]:
+        """Instances batch together when their shapes and shared inputs are equal."""
+        return tuple(
+            (value.dtype.name, value.shape, value.tobytes()) if spec.shared else value.shape
+            for value, spec in zip(values, graph.inputs, strict=True)
+        )
+
+    def _run_batch(
+        self, graph: Subgraph, part: list[tuple[np.ndarray, ...]]
+    ) -> list[tuple[np.ndarray, ...]]:
+        count = len(part)
+        size = next(size for size in graph.sizes if size >= count)
+        arrays = []
+        for k, spec in enumerate(graph.inputs):
+            first = part[0][k]
+            if spec.shared:
+                arrays.append(first)
+                continue
+            batch = np.zeros((size, *first.shape), dtype=first.dtype)
+            for row, values in enumerate(part):
+                batch[row] = values[k]
+            arrays.append(batch)
+        outputs = self._call(graph, arrays)
+        for j, output in enumerate(outputs):
+            if output.ndim == 0 or output.shape[0] != size:
+                raise RuntimeError(
+                    f"model {self.key} output {j} has shape {list(output.shape)}, without the "
+                    f"batch dim of size {size}"
+                )
+        return [tuple(output[row] for output in outputs) for row in range(count)]
+
+    @staticmethod
+    def _call(graph: Subgraph, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        result = graph.cell(*(ms.Tensor(array) for array in arrays))
+        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        return tuple(output.asnumpy() for output in outputs)
+
+    # ------------------------------------------------------------------------------ warm-up
+
+    def warm_up(self) -> None:
+        """Run every subgraph at every batch size once (new shapes compile on first use) and
+        record each output's dtype and per-instance shape."""
+        for index, graph in enumerate(self.subgraphs):
+            if any(-1 in spec.shape for spec in graph.inputs):
+                logger.info("%s subgraph %d: variable input shapes, no warm-up", self.key, index)
+                continue
+            zeros = tuple(np.zeros(spec.shape, dtype=spec.dtype) for spec in graph.inputs)
+            for size in graph.sizes:
+                try:
+                    outputs = self.execute([zeros] * size, index)[0]
+                except RuntimeError as exc:
+                    raise ServableLoadError(
+                        f"warm-up of model {self.key} subgraph {index} at batch size {size} "
+                        f"failed: {exc}"
+                    ) from exc
+                specs = tuple((output.dtype.name, output.shape) for output in outputs)
+                if graph.outputs is not None:
+                    specs = tuple(
+                        (dtype, _merge(old, new))
+                        for (dtype, new), (_, old) in zip(specs, graph.outputs, strict=True)
+                    )
+                graph.outputs = specs

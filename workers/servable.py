@@ -1,0 +1,197 @@
+"""Load a servable directory written for MindSpore Serving and run jobs on it.
+
+Layout: `{servable_dir}/{name}/servable_config.py` and numbered version folders holding the
+model files (`{servable_dir}/{name}/{version}/{model_file}`). Version 0 means the newest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import logging
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result, TensorSpec
+from msq.workers.batching import BatchSettings, resolve
+from msq.workers.compat import mindspore_serving_alias
+from msq.workers.definition import (
+    MethodDef,
+    Model,
+    ServableConfigError,
+    ServableDef,
+    ServableLoadError,
+    collecting,
+)
+from msq.workers.model import LoadedModel
+from msq.workers.pipeline import MethodRunner
+
+CONFIG_FILE = "servable_config.py"
+
+logger = logging.getLogger(__name__)
+
+
+def find_version(servable_dir: Path, name: str, version: int = 0) -> int:
+    """The version folder to load: `version`, or the newest when it is 0."""
+    folder = servable_dir / name
+    if not folder.is_dir():
+        raise ServableLoadError(f"servable directory {folder} does not exist")
+    versions = sorted(
+        int(entry.name)
+        for entry in folder.iterdir()
+        if entry.is_dir() and entry.name.isdigit() and entry.name == str(int(entry.name)) != "0"
+    )
+    if not versions:
+        raise ServableLoadError(f"servable {name} has no version folders (1, 2, ...) in {folder}")
+    if version == 0:
+        return versions[-1]
+    if version not in versions:
+        available = ", ".join(map(str, versions))
+        raise ServableLoadError(
+            f"version {version} of servable {name} not found in {folder} (available: {available})"
+        )
+    return version
+
+
+def import_config(servable_dir: Path, name: str) -> ServableDef:
+    """Import `{servable_dir}/{name}/servable_config.py` and return what it declared.
+
+    The servable folder is imported as package `msq_servable_{name}` (so relative imports
+    work and no installed module is shadowed); `servable_dir` joins `sys.path`, as in
+    MindSpore Serving.
+    """
+    folder = servable_dir / name
+    if not (folder / CONFIG_FILE).is_file():
+        raise ServableLoadError(f"{folder / CONFIG_FILE} does not exist")
+    root = str(servable_dir.resolve())
+    if root not in sys.path:
+        sys.path.append(root)
+    package = "msq_servable_" + re.sub(r"\W", "_", name)
+    for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+        del sys.modules[module]
+    spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+    spec.submodule_search_locations = [str(folder.resolve())]
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+    with collecting(name) as servable, mindspore_serving_alias():
+        try:
+            importlib.import_module(f"{package}.servable_config")
+        except ServableConfigError as exc:
+            raise ServableLoadError(f"{name}/{CONFIG_FILE}: {exc}") from exc
+        except Exception as exc:
+            raise ServableLoadError(
+                f"import {name}/{CONFIG_FILE} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    if not servable.methods:
+        raise ServableLoadError(f"{name}/{CONFIG_FILE} registers no method")
+    return servable
+
+
+@dataclass(slots=True)
+class LoadedServable:
+    """A servable version with its models loaded and warmed up, ready to run jobs."""
+
+    name: str
+    version: int
+    methods: dict[str, MethodRunner]
+    signatures: tuple[MethodSignature, ...]
+
+    def execute(self, job: Job) -> Result:
+        """Run a job: one outcome per instance, in order.
+
+        `job.batch_size` is not needed: each model pads to its own sizes.
+        """
+        start = time.perf_counter()
+        runner = self.methods.get(job.method)
+        outcomes: list[InstanceOutcome]
+        if runner is None:
+            failure = Failure(ErrorKind.NOT_FOUND, f"method is not available: {job.method}")
+            outcomes = [failure] * len(job.instances)
+        else:
+            outcomes = runner.run(job.instances)
+        return Result(job.job_id, outcomes, (time.perf_counter() - start) * 1000.0)
+
+
+def load_servable(
+    servable_dir: Path, name: str, version: int = 0, *, max_batch_size: int | None = None
+) -> LoadedServable:
+    """Import the servable's config, load and warm up its models on the current device.
+
+    `max_batch_size` overrides the config's batch sizes (`--max-batch-size`).
+    """
+    number = find_version(servable_dir, name, version)
+    definition = import_config(servable_dir, name)
+    settings = resolve(definition.batching, max_batch_size)
+    models: dict[int, LoadedModel] = {}
+    for model in definition.models:
+        loaded = LoadedModel(model, servable_dir / name / str(number), settings.dynamic_sizes)
+        loaded.warm_up()
+        model.runner = loaded
+        models[id(model)] = loaded
+    methods = list(definition.methods.values())
+    for method in methods:
+        _check_model_stages(method, models)
+    return LoadedServable(
+        name,
+        number,
+        {method.name: MethodRunner(method, models) for method in methods},
+        tuple(method_signature(method, models, settings) for method in methods),
+    )
+
+
+def _check_model_stages(method: MethodDef, models: dict[int, LoadedModel]) -> None:
+    for number, stage in enumerate(method.stages, start=1):
+        if not isinstance(stage.target, Model):
+            continue
+        graph = models[id(stage.target)].subgraphs[0]
+        where = f"method '{method.name}' stage {number}: model {stage.target.model_key}"
+        if len(stage.inputs) != len(graph.inputs):
+            raise ServableLoadError(
+                f"{where} takes {len(graph.inputs)} inputs, add_stage passes {len(stage.inputs)}"
+            )
+        if graph.outputs is not None and len(graph.outputs) != stage.outputs_count:
+            raise ServableLoadError(
+                f"{where} has {len(graph.outputs)} outputs, add_stage declares "
+                f"outputs_count={stage.outputs_count}"
+            )
+
+
+def method_signature(
+    method: MethodDef, models: dict[int, LoadedModel], settings: BatchSettings
+) -> MethodSignature:
+    """The method's signature for the broker: inputs fed straight to a model get its dtype
+    and per-instance shape, outputs straight from a warmed-up model theirs; job sizes follow
+    the first batched model."""
+    inputs: dict[int, TensorSpec] = {}
+    model_sizes: tuple[int, ...] | None = None
+    for stage in method.stages:
+        if not isinstance(stage.target, Model):
+            continue
+        graph = models[id(stage.target)].subgraphs[0]
+        if graph.batched and model_sizes is None:
+            model_sizes = graph.sizes
+        for placeholder, spec in zip(stage.inputs, graph.inputs, strict=True):
+            if placeholder.stage == 0 and placeholder.index not in inputs:
+                name = method.input_names[placeholder.index]
+                inputs[placeholder.index] = TensorSpec(name, spec.dtype, spec.shape)
+    outputs = []
+    for name, placeholder in zip(method.output_names, method.returns, strict=True):
+        dtype, shape = None, None
+        if placeholder.stage == 0 and placeholder.index in inputs:
+            dtype, shape = inputs[placeholder.index].dtype, inputs[placeholder.index].shape
+        elif placeholder.stage > 0:
+            target = method.stages[placeholder.stage - 1].target
+            known = models[id(target)].subgraphs[0].outputs if isinstance(target, Model) else None
+            if known is not None:
+                dtype, shape = known[placeholder.index]
+        outputs.append(TensorSpec(name, dtype, shape))
+    return MethodSignature(
+        method.name,
+        tuple(inputs.get(i, TensorSpec(name)) for i, name in enumerate(method.input_names)),
+        tuple(outputs),
+        settings.policy(model_sizes),
+    )
