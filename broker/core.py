@@ -285,9 +285,10 @@ class BrokerCore:
             return
         self.requests[(client, request.request_id)] = pending
         heapq.heappush(self._deadlines, (pending.deadline, next(self._sequence), pending))
+        eager = route.idle
         for index, item in enumerate(checked):
             if not isinstance(item, Failure):
-                route.push(QueuedInstance(pending, index, item, now))
+                route.push(QueuedInstance(pending, index, item, now, eager=eager))
         self._dispatch(route, now)
 
     def _resolve(self, request: Request) -> Route | Failure:

@@ -41,6 +41,8 @@ class QueuedInstance:
     payload: Instance
     enqueued_at: float
     attempts: int = 0
+    #: It arrived while its method was idle (nothing queued or running): it need not wait.
+    eager: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -87,17 +89,27 @@ class Route:
             return None
         return oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued or running for this method."""
+        return self.live == 0 and self.in_flight == 0
+
     def job_size(self, now: float) -> int:
         """How many instances to dispatch now: 0 while a partial batch may still fill up.
 
-        A method with no job running dispatches at once: there is nothing to wait for, and
-        batches form by themselves while jobs run.
+        A request that found its method idle goes at once (a lone request has nothing to wait
+        for); instances that arrived while others were queued or running wait up to the
+        batching window for the batch to fill, so bursts coalesce into full batches.
         """
         count = min(self.live, self.policy.max_size)
-        if count == 0 or count >= self.policy.preferred_size or self.in_flight == 0:
+        if count == 0 or count >= self.policy.preferred_size:
             return count
-        closes_at = self.window_closes_at()
-        return count if closes_at is not None and now >= closes_at else 0
+        oldest = self.oldest()
+        assert oldest is not None
+        if oldest.eager and self.in_flight == 0:
+            return count
+        closes_at = oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
+        return count if now >= closes_at else 0
 
     def take(self, count: int) -> list[QueuedInstance]:
         """Pop `count` live instances from the front of the queue."""
