@@ -134,7 +134,7 @@ def worker(backend: str, servable: str, servable_dir: Path = EXAMPLES, *extra: s
 
 def served(frontend: str) -> dict[str, int]:
     """Servable name -> number of workers, as the broker reports it now."""
-    context = zmq.Context.instance()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = transport.dealer(context, frontend)
     try:
         sock.send_multipart(transport.frames_of(StatusQuery(1)))
