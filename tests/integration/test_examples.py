@@ -135,7 +135,7 @@ def test_concurrent_single_instance_requests_are_batched_and_match_unbatched_res
     jobs = after["executions"] - before["executions"]  # type: ignore[operator]
     instances = after["instances"] - before["instances"]  # type: ignore[operator]
     assert instances == 64
-    assert instances / jobs > 8, f"{jobs} jobs for 64 instances"
+    assert instances / jobs > 8, f"{jobs} jobs for 64 instances: {after['job_sizes']}"
     for single, batch in zip(unbatched, batched, strict=True):
         (one,), (other,) = single.outcomes, batch.outcomes
         assert isinstance(one, dict)
