@@ -20,9 +20,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from msq.broker.catalog import Catalog, describe
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
-from msq.broker.stats import RouteStats
 from msq.broker.validation import check_instance
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -32,12 +32,10 @@ from msq.proto.messages import (
     InstanceOutcome,
     Job,
     Message,
-    MethodSignature,
     Ready,
     Reply,
     Request,
     Result,
-    ServableInfo,
     Status,
     StatusQuery,
 )
@@ -84,10 +82,6 @@ class RunningJob:
     dispatched_at: float
 
 
-def _describe(key: RouteKey) -> str:
-    return f"servable {key.servable!r} version {key.version} method {key.method!r}"
-
-
 class BrokerCore:
     """The scheduling state machine; see the module docstring."""
 
@@ -98,9 +92,7 @@ class BrokerCore:
         self.jobs: dict[int, RunningJob] = {}
         self.requests: dict[tuple[bytes, int], PendingRequest] = {}
         self.rejected: dict[str, int] = {}
-        #: servable -> version -> method -> route, for routes some worker serves now.
-        self.servables: dict[str, dict[int, dict[str, Route]]] = {}
-        self._stats: dict[RouteKey, RouteStats] = {}
+        self.catalog = Catalog(self.settings)
         self._deadlines: list[tuple[float, int, PendingRequest]] = []
         self._sequence = itertools.count()
         self._job_ids = itertools.count(1)
@@ -199,29 +191,12 @@ class BrokerCore:
 
     def status(self, request_id: int, now: float) -> Status:
         """What is served now, and the statistics."""
-        servables = [
-            ServableInfo(
-                servable=name,
-                version=version,
-                methods=tuple(_effective(route) for route in methods.values()),
-                workers=len(set().union(*(route.workers for route in methods.values()))),
-            )
-            for name, versions in sorted(self.servables.items())
-            for version, methods in sorted(versions.items())
-        ]
-        routes = dict(self._all_routes())
         stats = {
             "uptime_s": now - self.started_at,
             "rejected": dict(self.rejected),
-            "routes": [
-                stats.report(
-                    queued=routes[key].live if key in routes else 0,
-                    in_flight=routes[key].in_flight if key in routes else 0,
-                )
-                for key, stats in sorted(self._stats.items())
-            ],
+            "routes": self.catalog.report(),
         }
-        return Status(request_id, servables, stats)
+        return Status(request_id, self.catalog.infos(), stats)
 
     def shutdown(self) -> list[Outgoing]:
         """Answer every pending request: the broker is going away."""
@@ -233,7 +208,7 @@ class BrokerCore:
     # ------------------------------------------------------------------ admission
 
     def _admit(self, client: bytes, request: Request, now: float) -> None:
-        route = self._resolve(request)
+        route = self.catalog.resolve(request.servable, request.version, request.method)
         if isinstance(route, Failure):
             self._reject(client, request.request_id, route)
             return
@@ -254,7 +229,7 @@ class BrokerCore:
             failure = Failure(
                 ErrorKind.QUEUE_FULL,
                 f"enqueued requests count exceeds the limit {limit} "
-                f"(queue full for {_describe(route.key)}; retry later)",
+                f"(queue full for {describe(route.key)}; retry later)",
             )
             self._reject(client, request.request_id, failure, version=route.key.version)
             return
@@ -290,30 +265,6 @@ class BrokerCore:
             if not isinstance(item, Failure):
                 route.push(QueuedInstance(pending, index, item, now, eager=eager))
         self._dispatch(route, now)
-
-    def _resolve(self, request: Request) -> Route | Failure:
-        versions = self.servables.get(request.servable)
-        if not versions:
-            return Failure(
-                ErrorKind.NOT_FOUND,
-                f"servable is not available: {request.servable!r} is not served",
-            )
-        version = request.version or max(versions)
-        methods = versions.get(version)
-        if methods is None:
-            return Failure(
-                ErrorKind.NOT_FOUND,
-                f"servable is not available: {request.servable!r} version {version} is not "
-                f"served (running versions: {sorted(versions)})",
-            )
-        route = methods.get(request.method)
-        if route is None:
-            return Failure(
-                ErrorKind.NOT_FOUND,
-                f"method is not available: servable {request.servable!r} version {version} has "
-                f"no method {request.method!r} (methods: {sorted(methods)})",
-            )
-        return route
 
     def _reject(self, client: bytes, request_id: int, failure: Failure, version: int = 0) -> None:
         self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
@@ -391,7 +342,9 @@ class BrokerCore:
         worker = WorkerState(worker_id, ready, ready.capacity, last_seen=now, last_sent=now)
         self.workers[worker_id] = worker
         for signature in ready.methods:
-            route = self._route(RouteKey(ready.servable, ready.version, signature.name), signature)
+            route = self.catalog.add(
+                RouteKey(ready.servable, ready.version, signature.name), signature
+            )
             route.workers.add(worker_id)
             worker.routes.append(route)
         log.info(
@@ -400,17 +353,6 @@ class BrokerCore:
         )  # fmt: skip
         for route in worker.routes:
             self._dispatch(route, now)
-
-    def _route(self, key: RouteKey, signature: MethodSignature) -> Route:
-        methods = self.servables.setdefault(key.servable, {}).setdefault(key.version, {})
-        route = methods.get(key.method)
-        if route is None:
-            stats = self._stats.setdefault(key, RouteStats(*key))
-            policy = self.settings.policy_for(key.servable, signature.batching)
-            route = methods[key.method] = Route(key, signature, policy, stats)
-        elif route.signature.inputs != signature.inputs:
-            log.warning("workers disagree on the inputs of %s; keeping the first", _describe(key))
-        return route
 
     def _touch(self, worker_id: bytes, now: float) -> WorkerState | None:
         worker = self.workers.get(worker_id)
@@ -451,17 +393,11 @@ class BrokerCore:
         """The last worker of a route is gone: fail what waits for it and unroute it."""
         failure = Failure(
             ErrorKind.WORKER_UNAVAILABLE,
-            f"worker unavailable: no worker serves {_describe(route.key)} any more",
+            f"worker unavailable: no worker serves {describe(route.key)} any more",
         )
         for item in route.drain():
             self._settle(item.request, item.index, failure)
-        key = route.key
-        versions = self.servables[key.servable]
-        del versions[key.version][key.method]
-        if not versions[key.version]:
-            del versions[key.version]
-        if not versions:
-            del self.servables[key.servable]
+        self.catalog.remove(route)
 
     # ------------------------------------------------------------------ outcomes
 
@@ -503,7 +439,7 @@ class BrokerCore:
                 failure = Failure(
                     ErrorKind.TIMEOUT,
                     f"request timed out: its deadline passed {waited_ms:.0f} ms ago before "
-                    f"{_describe(pending.route.key)} answered",
+                    f"{describe(pending.route.key)} answered",
                 )
                 self._fail_request(pending, failure)
 
@@ -516,21 +452,8 @@ class BrokerCore:
         out, self._outbox = self._outbox, []
         return out
 
-    def _all_routes(self) -> list[tuple[RouteKey, Route]]:
-        return [
-            (route.key, route)
-            for versions in self.servables.values()
-            for methods in versions.values()
-            for route in methods.values()
-        ]
-
     def _live_routes(self) -> list[Route]:
-        return [route for _, route in self._all_routes() if route.live]
-
-
-def _effective(route: Route) -> MethodSignature:
-    signature = route.signature
-    return MethodSignature(signature.name, signature.inputs, signature.outputs, route.policy)
+        return [route for route in self.catalog.routes() if route.live]
 
 
 def _check_ready(ready: Ready) -> str | None:

@@ -90,6 +90,12 @@ class Route:
         return oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
 
     @property
+    def effective_signature(self) -> MethodSignature:
+        """The announced signature with the batching policy in force."""
+        signature = self.signature
+        return MethodSignature(signature.name, signature.inputs, signature.outputs, self.policy)
+
+    @property
     def idle(self) -> bool:
         """Nothing is queued or running for this method."""
         return self.live == 0 and self.in_flight == 0

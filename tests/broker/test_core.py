@@ -160,7 +160,7 @@ def test_worker_loss_with_no_worker_left_fails_clearly() -> None:
         isinstance(o, Failure) and o.kind is ErrorKind.WORKER_UNAVAILABLE for o in reply.outcomes
     )
     assert "no worker serves" in first_values(reply)[1]  # type: ignore[operator]
-    assert core.servables == {}
+    assert core.catalog.servables == {}
     (reply,) = replies(core.on_request(GATEWAY, request(2, [1.0]), 0.2))
     assert reply.error is not None and reply.error.kind is ErrorKind.NOT_FOUND
 

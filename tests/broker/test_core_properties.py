@@ -59,7 +59,7 @@ class Simulation:
                 self.answered_at[message.request_id] = self.now
         # Admission keeps the queue within its limit; a lost worker's jobs (at most
         # capacity 3 x batch 8 instances) go back to the queue on top of it.
-        for route in self.core.servables.get("model", {}).get(1, {}).values():
+        for route in self.core.catalog.servables.get("model", {}).get(1, {}).values():
             assert route.live <= QUEUE_LIMIT + self.lost * 3 * SIZES[-1]
 
     def register(self, capacity: int) -> None:
