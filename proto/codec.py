@@ -29,6 +29,9 @@ NUMERIC_DTYPES: tuple[str, ...] = (
     "float32",
     "float64",
 )
+#: Name -> dtype and back; looking a dtype up here costs far less than `dtype.name`.
+_DTYPES: dict[str, np.dtype[np.generic]] = {name: np.dtype(name) for name in NUMERIC_DTYPES}
+_NAMES: dict[np.dtype[np.generic], str] = {dtype: name for name, dtype in _DTYPES.items()}
 STRING = "str"
 BYTES = "bytes"
 DTYPES: frozenset[str] = frozenset(NUMERIC_DTYPES) | {STRING, BYTES}
@@ -77,15 +80,18 @@ def to_wire(value: object) -> WireTensor:
     if not isinstance(value, (np.ndarray, np.generic)):
         raise CodecError(f"cannot send a value of type {type(value).__name__}")
     array = np.asarray(value)
-    if array.dtype.name not in NUMERIC_DTYPES:
-        raise CodecError(f"unsupported data type {array.dtype}")
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
+    name = _NAMES.get(array.dtype)
+    if name is None:
+        little = array.dtype.newbyteorder("<")
+        name = _NAMES.get(little) if array.dtype.byteorder == ">" else None
+        if name is None:
+            raise CodecError(f"unsupported data type {array.dtype}")
+        array = array.astype(little)
     if not array.flags.c_contiguous:
         array = array.copy(order="C")
     # ndarray is a Buffer at run time; NumPy's stubs declare it only for Python >= 3.12.
     data = cast(Buffer, array) if array.nbytes >= FRAME_THRESHOLD else array.tobytes()
-    return WireTensor(array.dtype.name, array.shape, data)
+    return WireTensor(name, array.shape, data)
 
 
 def check_wire(tensor: WireTensor) -> None:
@@ -101,7 +107,7 @@ def check_wire(tensor: WireTensor) -> None:
                 f"not {list(tensor.shape)}"
             )
         return
-    expected = math.prod(tensor.shape) * np.dtype(tensor.dtype).itemsize
+    expected = math.prod(tensor.shape) * _DTYPES[tensor.dtype].itemsize
     if tensor.nbytes != expected:
         raise CodecError(
             f"data size {tensor.nbytes} does not match shape {list(tensor.shape)} "
@@ -119,4 +125,4 @@ def from_wire(tensor: WireTensor) -> Value:
             raise CodecError(f"string tensor is not valid UTF-8: {exc}") from None
     if tensor.dtype == BYTES:
         return bytes(tensor.data)
-    return np.frombuffer(memoryview(tensor.data), dtype=tensor.dtype).reshape(tensor.shape)
+    return np.frombuffer(memoryview(tensor.data), dtype=_DTYPES[tensor.dtype]).reshape(tensor.shape)
