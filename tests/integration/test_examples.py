@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -155,3 +157,26 @@ def test_a_thousand_instance_request_returns_every_result_in_order(
     labels = [int(o["label"]) for o in values(reply)]  # type: ignore[index, call-overload]
     assert len(labels) == 1000
     assert labels == [int(expected[i % len(x_test)]) for i in range(1000)]  # type: ignore[call-overload]
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    grey = np.round(pixels.reshape(8, 8) * 255 / 16).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(grey, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_job_mixing_good_and_bad_images_fails_only_the_bad_ones(
+    examples_cluster: Cluster, held_out: tuple[np.ndarray, np.ndarray, float]
+) -> None:
+    x_test, y_test, _ = held_out
+    images: list[bytes] = [_png(x_test[0]), b"not an image", _png(x_test[1]), b"\x89PNG\r\n"]
+    outcomes = values(
+        infer(examples_cluster.frontend, "digits", "predict_image", [{"image": i} for i in images])
+    )
+    good = [o for o in outcomes if isinstance(o, dict)]
+    assert [int(o["label"]) for o in good] == [y_test[0], y_test[1]]  # type: ignore[call-overload]
+    bad = [o for o in outcomes if isinstance(o, Failure)]
+    assert [o is outcomes[1] or o is outcomes[3] for o in bad] == [True, True]
+    assert all(o.kind is ErrorKind.MODEL_ERROR for o in bad)
+    assert "image cannot be decoded" in bad[0].message

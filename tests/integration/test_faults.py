@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import numpy as np
 import psutil
 import pytest
 
+from msq.client import Client
 from msq.gateways.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Reply
 from tests.integration.linking import with_link
-from tests.processes import EXAMPLES, Cluster, Proc, endpoint, start_cluster, wait_served
+from tests.processes import EXAMPLES, Cluster, Proc, endpoint, free_port, start_cluster
 
 SERVABLES = Path(__file__).parent / "servables"
 
@@ -105,22 +107,29 @@ def test_queue_full_and_deadline_each_give_their_own_error(
     assert time.monotonic() - started < 5
 
 
-def test_launcher_starts_everything_and_leaves_no_process_after_sigterm() -> None:
+def test_launcher_serves_both_gateways_and_leaves_no_process_after_sigterm() -> None:
     frontend, backend = endpoint(), endpoint()
+    grpc_address, rest_address = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     launcher = Proc(
         "launcher",
-        [sys.executable, "-m", "msq.launcher.cli", "serve", str(EXAMPLES), "--no-grpc",
-         "--no-rest", "--broker-frontend", frontend, "--broker-backend", backend],
-    )  # fmt: skip
-    launcher.start()
-    deadline = time.monotonic() + 120
+        [sys.executable, "-m", "msq.launcher.cli", "serve", str(EXAMPLES), "--rest-workers", "1",
+         "--grpc", grpc_address, "--rest", rest_address,
+         "--broker-frontend", frontend, "--broker-backend", backend],
+    ).start()  # fmt: skip
+    deadline = time.monotonic() + 180
     while "msq ready:" not in launcher.log():
         assert launcher.process.poll() is None, launcher.log()
         assert time.monotonic() < deadline, launcher.log()
         time.sleep(0.2)
-    wait_served(frontend, {"add": 1, "digits": 1})
+    body = b'{"instances":{"x1":[[1.0,1.0],[1.0,1.0]],"x2":[[1.0,1.0],[1.0,1.0]]}}'
+    request = urllib.request.Request(f"http://{rest_address}/model/add:add_common", data=body)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.read() == b'{"instances":[{"y":[[2.0,2.0],[2.0,2.0]]}]}'
+    x = np.ones((2, 2), np.float32)
+    (result,) = Client(grpc_address, "add", "add_common").infer({"x1": x, "x2": x})
+    np.testing.assert_array_equal(result["y"], 2 * x)
     children = psutil.Process(launcher.pid).children(recursive=True)
-    assert len(children) >= 3  # broker and a worker per servable
+    assert len(children) >= 5  # broker, a worker per servable, both gateways
     launcher.process.send_signal(signal.SIGTERM)
     assert launcher.process.wait(30) == 0
     gone, alive = psutil.wait_procs(children, timeout=10)
