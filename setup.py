@@ -1,5 +1,7 @@
 """msq: a message-queue driven serving system for MindSpore models."""
 
+from pathlib import Path
+
 from setuptools import setup
 
 SUBPACKAGES = ["broker", "workers", "gateways", "client", "proto", "benchmarks", "launcher"]
@@ -8,7 +10,7 @@ setup(
     name="msq",
     version="0.1.0",
     description="Serve MindSpore models in production: ZeroMQ broker, workers, gRPC and REST",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
