@@ -14,7 +14,6 @@ import http.client
 import json
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.certificates import make_pki
 from tests.processes import (
     EXAMPLES,
     Proc,
@@ -64,24 +64,10 @@ class Certificates:
 
 
 def make_certificates(directory: Path) -> Certificates:
-    """Issue the certificates with the openssl command line."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=msq-test-ca", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
-    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name, extension in (("server", ["-extfile", "server.ext"]), ("client", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=msq-test-{name}",
-                "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", *extension)  # fmt: skip
+    """A test CA with a server certificate for 127.0.0.1 and a client certificate."""
+    pki = make_pki(directory)
     return Certificates(
-        *(
-            directory / name
-            for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
-        )
+        pki.ca.cert, pki.server.cert, pki.server.key, pki.client.cert, pki.client.key
     )
 
 

@@ -3,21 +3,15 @@ and an mTLS gateway in front of the shared broker and workers."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from msq.client import Client, SSLConfig
+from tests.certificates import Pki, make_pki
 from tests.gateways import grpc_processes
 from tests.gateways.grpc_processes import GrpcStack, gateway
 from tests.processes import Proc, start_all, stop_all
@@ -27,67 +21,9 @@ grpc_stack = grpc_processes.grpc_stack  # the shared processes (a fixture)
 ONES = {"x1": np.ones((2, 2), np.float32), "x2": np.ones((2, 2), np.float32)}
 
 
-@dataclass(frozen=True)
-class Pem:
-    cert: Path
-    key: Path
-
-
-def issue(
-    folder: Path, name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None
-) -> tuple[Pem, x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A certificate for `name` (a CA when `issuer` is None), valid for 127.0.0.1/localhost."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject if issuer is None else issuer[0].subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    signer = key if issuer is None else issuer[1]
-    cert = builder.sign(signer, hashes.SHA256())
-    pem = Pem(folder / f"{name}.crt", folder / f"{name}.key")
-    pem.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return pem, cert, key
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Pem
-    server: Pem
-    client: Pem
-    rogue_client: Pem  # signed by another CA
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
-    ca, ca_cert, ca_key = issue(folder, "ca", None)
-    _, rogue_cert, rogue_key = issue(folder, "rogue-ca", None)
-    server = issue(folder, "server", (ca_cert, ca_key))[0]
-    client = issue(folder, "client", (ca_cert, ca_key))[0]
-    rogue = issue(folder, "rogue-client", (rogue_cert, rogue_key))[0]
-    return Pki(ca, server, client, rogue)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @dataclass(frozen=True)
