@@ -42,6 +42,9 @@ from msq.proto.messages import (
 
 log = logging.getLogger(__name__)
 
+#: Stale deadline entries tolerated before the heap is rebuilt.
+_DEADLINE_SLACK = 1024
+
 
 class Endpoint(enum.Enum):
     """Which broker socket a message goes out on."""
@@ -93,8 +96,8 @@ class BrokerCore:
         self.requests: dict[tuple[bytes, int], PendingRequest] = {}
         self.rejected: dict[str, int] = {}
         self.catalog = Catalog(self.settings)
-        self._deadlines: list[tuple[float, int, PendingRequest]] = []
-        self._sequence = itertools.count()
+        #: (deadline, key) of accepted requests; answered ones are dropped lazily.
+        self._deadlines: list[tuple[float, tuple[bytes, int]]] = []
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
 
@@ -259,7 +262,7 @@ class BrokerCore:
             )
             return
         self.requests[(client, request.request_id)] = pending
-        heapq.heappush(self._deadlines, (pending.deadline, next(self._sequence), pending))
+        self._watch_deadline(pending)
         eager = route.idle
         for index, item in enumerate(checked):
             if not isinstance(item, Failure):
@@ -430,11 +433,21 @@ class BrokerCore:
         self.requests.pop((pending.client, pending.request_id), None)
         self._emit(Endpoint.FRONTEND, pending.client, reply)
 
+    def _watch_deadline(self, pending: PendingRequest) -> None:
+        deadlines = self._deadlines
+        heapq.heappush(deadlines, (pending.deadline, (pending.client, pending.request_id)))
+        # Entries of answered requests leave the heap only at their deadline: rebuild it when
+        # they dominate, so memory follows the requests in flight, not the request rate.
+        if len(deadlines) > 2 * len(self.requests) + _DEADLINE_SLACK:
+            self._deadlines = [entry for entry in deadlines if entry[1] in self.requests]
+            heapq.heapify(self._deadlines)
+
     def _expire(self, now: float) -> None:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
-            _, _, pending = heapq.heappop(deadlines)
-            if not pending.done:
+            _, key = heapq.heappop(deadlines)
+            pending = self.requests.get(key)
+            if pending is not None and pending.deadline <= now:
                 waited_ms = (now - pending.deadline) * 1000.0
                 failure = Failure(
                     ErrorKind.TIMEOUT,

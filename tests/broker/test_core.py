@@ -263,3 +263,14 @@ def test_shutdown_answers_every_pending_request() -> None:
     core.on_request(GATEWAY, request(1, [1.0]), 0.0)
     (reply,) = replies(core.shutdown())
     assert reply.error is not None and reply.error.message == "broker is shutting down"
+
+
+def test_answered_requests_are_not_kept_until_their_deadline() -> None:
+    core = new_core(default_timeout_s=300.0)
+    core.on_worker_message(W1, ready(capacity=1, sizes=(1,)), 0.0)
+    for request_id in range(1, 5001):
+        ((_, job),) = jobs(core.on_request(GATEWAY, request(request_id, [1.0]), 0.0))
+        (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.0))
+        assert reply.request_id == request_id
+    assert core.requests == {}
+    assert len(core._deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
