@@ -16,7 +16,11 @@ setup(
     python_requires=">=3.11",
     packages=["msq", *(f"msq.{name}" for name in SUBPACKAGES)],
     package_dir={"msq": "msq", **{f"msq.{name}": name for name in SUBPACKAGES}},
-    package_data={"msq.proto": ["*.proto", "*.pyi"], "msq": ["py.typed"]},
+    package_data={
+        "msq": ["py.typed"],
+        "msq.proto": ["*.proto", "*.pyi"],
+        "msq.benchmarks": ["models/*.py", "servables/*/servable_config.py", "servables/*/1/*"],
+    },
     install_requires=[
         "mindspore>=2.5",
         "numpy>=1.24",
@@ -48,8 +52,9 @@ setup(
             "mypy>=1.10",
             "tqdm>=4.66",
             "matplotlib>=3.8",
+            "aiohttp>=3.9",
         ],
-        "bench": ["tqdm>=4.66", "matplotlib>=3.8"],
+        "bench": ["tqdm>=4.66", "matplotlib>=3.8", "aiohttp>=3.9", "psutil>=5.9"],
         "ray": ["ray[serve]>=2.9"],
     },
     entry_points={

@@ -1,0 +1,82 @@
+"""The peer: Ray Serve with `@serve.batch` running a scenario's work, behind Ray's HTTP proxy,
+answering MindSpore Serving's REST requests (same JSON codec as msq) so that the same client
+drives both. Needs `pip install "ray[serve]"`.
+
+    python -m msq.benchmarks.ray_peer --scenario mlp --port 8000
+
+Prints "ray-peer ready" on stderr once serving; SIGTERM shuts Ray down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+import ray
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import Response
+
+from msq.benchmarks.compute import DEFAULT_THREADS, load_compute
+from msq.benchmarks.scenarios import InstanceValues
+from msq.gateways.rest_ms_json import MSRestError, dump_json, parse_request, tensor_json
+from msq.proto.codec import from_wire, to_wire
+
+READY_LINE = "ray-peer ready"
+#: Batching like msq's default: up to 64 instances, waiting at most 2 ms for more.
+MAX_BATCH_SIZE = 64
+BATCH_WAIT_S = 0.002
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=1024)
+class ScenarioModel:
+    """One replica running the scenario's work on batches of instances."""
+
+    def __init__(self, scenario: str, threads: int) -> None:
+        self.compute = load_compute(scenario, threads)
+
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def run(self, instances: list[InstanceValues]) -> list[dict[str, np.ndarray]]:
+        return self.compute(instances)
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            instances = parse_request(await request.body())
+        except MSRestError as exc:
+            return Response(dump_json({"error_msg": str(exc)}), media_type="application/json")
+        values: list[Any] = [{k: from_wire(t) for k, t in i.items()} for i in instances]
+        outputs = await asyncio.gather(*(self.run(value) for value in values))
+        document = {
+            "instances": [
+                {name: tensor_json(to_wire(value)) for name, value in output.items()}
+                for output in outputs
+            ]
+        }
+        return Response(dump_json(document), media_type="application/json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    args = parser.parse_args(argv)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": args.port})
+    app = ScenarioModel.bind(args.scenario, args.threads)  # type: ignore[attr-defined]
+    serve.run(app, route_prefix="/")
+    print(READY_LINE, file=sys.stderr, flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    serve.shutdown()  # type: ignore[no-untyped-call]
+    ray.shutdown()  # type: ignore[no-untyped-call]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The systems under test, each a set of server processes on free loopback ports:
+
+- `msq`: broker, one worker, the gRPC gateway and the REST gateway (gunicorn);
+- `msq-nobatch`: the same with the worker's batching off (`--max-batch-size 1`);
+- `bare-grpc`: the gRPC floor (`msq.benchmarks.bare_grpc`);
+- `bare-rest`: the REST floor (`msq.benchmarks.bare_rest` under the same gunicorn settings);
+- `ray`: Ray Serve with `@serve.batch` (`msq.benchmarks.ray_peer`), when ray is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msq.benchmarks import procs
+from msq.benchmarks.clients import Endpoints
+from msq.benchmarks.scenarios import Scenario
+
+#: Gunicorn worker processes of the REST servers (msq's gateway and the bare app alike).
+REST_WORKERS = 2
+#: The bare REST app runs under msq's REST gateway settings (asgi worker, keep-alive, ...).
+GUNICORN_CONFIG = "python:msq.gateways.gunicorn_conf"
+#: What each gunicorn ASGI worker logs once it accepts requests.
+GUNICORN_READY = "ASGI server listening"
+#: The paths each system serves; `direct` (the in-process compute floor) starts no server.
+MSQ_PATHS = ("ms-grpc", "v2-grpc", "ms-rest", "v2-rest", "link")
+SYSTEM_PATHS: dict[str, tuple[str, ...]] = {
+    "msq": MSQ_PATHS,
+    "msq-nobatch": MSQ_PATHS,
+    "bare-grpc": ("ms-grpc",),
+    "bare-rest": ("ms-rest",),
+    "ray": ("ms-rest",),
+    "direct": ("inproc",),
+}
+
+
+class SystemUnavailableError(RuntimeError):
+    """A system that cannot run here (e.g. ray is not installed); the message says why."""
+
+
+@dataclass(slots=True)
+class System:
+    """A started system: where it listens, its processes, and (for msq) its broker."""
+
+    name: str
+    endpoints: Endpoints
+    servers: list[procs.Server] = field(default_factory=list)
+
+    def memory(self) -> dict[str, float]:
+        """RSS in MB of every process of the system."""
+        sizes: dict[str, float] = {}
+        for server in self.servers:
+            sizes.update(server.rss_mb())
+        return sizes
+
+    def stop(self) -> None:
+        procs.stop(self.servers)
+
+
+def _started(
+    name: str,
+    endpoints: Endpoints,
+    servers: Sequence[procs.Server],
+) -> System:
+    system = System(name, endpoints, list(servers))
+    try:
+        procs.wait_ready(servers)
+    except BaseException:
+        system.stop()
+        raise
+    return system
+
+
+def start_msq(scenario: Scenario, log_dir: Path, *, batching: bool = True) -> System:
+    """Broker, worker and both gateways serving the scenario's servable."""
+    frontend = f"tcp://127.0.0.1:{procs.free_port()}"
+    backend = f"tcp://127.0.0.1:{procs.free_port()}"
+    grpc_port, rest_port = procs.free_port(), procs.free_port()
+    worker = [
+        "msq-worker",
+        "--device",
+        "cpu",
+        "--servable-dir",
+        str(scenario.servable_dir),
+        "--servable",
+        scenario.servable,
+        "--broker",
+        backend,
+    ]
+    if not batching:
+        worker += ["--max-batch-size", "1"]
+    grpc_gateway = ["msq-grpc-gateway", "--listen", f"127.0.0.1:{grpc_port}", "--broker", frontend]
+    rest_gateway = [
+        "msq-rest-gateway",
+        "--listen",
+        f"127.0.0.1:{rest_port}",
+        "--workers",
+        str(REST_WORKERS),
+        "--broker",
+        frontend,
+    ]
+    if scenario.timeout_s is not None:
+        grpc_gateway += ["--default-timeout", str(scenario.timeout_s)]
+        rest_gateway += ["--timeout", str(scenario.timeout_s)]
+    servers = [
+        procs.start(
+            "broker",
+            ["msq-broker", "--frontend", frontend, "--backend", backend],
+            log_dir,
+            ready_line="msq-broker ready",
+        ),
+        procs.start("worker", worker, log_dir, ready_line="msq-worker ready"),
+        procs.start("grpc-gateway", grpc_gateway, log_dir, ready_line="msq-grpc-gateway ready"),
+        procs.start(
+            "rest-gateway",
+            rest_gateway,
+            log_dir,
+            ready_line=GUNICORN_READY,
+            ready_times=REST_WORKERS,
+        ),
+    ]
+    endpoints = Endpoints(
+        grpc=f"127.0.0.1:{grpc_port}",
+        rest=f"http://127.0.0.1:{rest_port}",
+        broker=frontend,
+        link_timeout_s=scenario.timeout_s,
+    )
+    return _started("msq" if batching else "msq-nobatch", endpoints, servers)
+
+
+def start_bare_grpc(scenario: Scenario, log_dir: Path) -> System:
+    """The bare gRPC server running the scenario in-process."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "msq.benchmarks.bare_grpc", "--scenario", scenario.name]
+    server = procs.start(
+        "bare-grpc", [*argv, "--port", str(port)], log_dir, ready_line="bare-grpc ready"
+    )
+    return _started("bare-grpc", Endpoints(grpc=f"127.0.0.1:{port}"), [server])
+
+
+def start_bare_rest(scenario: Scenario, log_dir: Path) -> System:
+    """The bare Falcon app under gunicorn, running the scenario in-process."""
+    port = procs.free_port()
+    argv = [
+        "gunicorn",
+        "--config",
+        GUNICORN_CONFIG,
+        "--workers",
+        str(REST_WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "msq.benchmarks.bare_rest:create_app()",
+    ]
+    server = procs.start(
+        "bare-rest",
+        argv,
+        log_dir,
+        ready_line=GUNICORN_READY,
+        ready_times=REST_WORKERS,
+        env={"MSQ_BENCH_SCENARIO": scenario.name},
+    )
+    return _started("bare-rest", Endpoints(rest=f"http://127.0.0.1:{port}"), [server])
+
+
+def start_ray(scenario: Scenario, log_dir: Path) -> System:
+    """Ray Serve with `@serve.batch` running the scenario; `SystemUnavailableError` without ray."""
+    if importlib.util.find_spec("ray") is None:
+        raise SystemUnavailableError('ray is not installed (pip install "ray[serve]")')
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "msq.benchmarks.ray_peer", "--scenario", scenario.name]
+    server = procs.start("ray", [*argv, "--port", str(port)], log_dir, ready_line="ray-peer ready")
+    return _started("ray", Endpoints(rest=f"http://127.0.0.1:{port}"), [server])
+
+
+STARTERS: dict[str, Any] = {
+    "msq": start_msq,
+    "msq-nobatch": lambda scenario, log_dir: start_msq(scenario, log_dir, batching=False),
+    "bare-grpc": start_bare_grpc,
+    "bare-rest": start_bare_rest,
+    "ray": start_ray,
+}
+
+
+def start_system(name: str, scenario: Scenario, log_dir: Path) -> System:
+    """Start the named system for a scenario and wait until it serves."""
+    return STARTERS[name](scenario, log_dir / scenario.name / name)  # type: ignore[no-any-return]
