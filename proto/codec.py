@@ -61,6 +61,14 @@ class CodecError(ValueError):
     """A value or a wire tensor that cannot be converted."""
 
 
+def numeric_name(dtype: np.dtype[np.generic]) -> str | None:
+    """The msq name of a native-byte-order numeric dtype (None if msq does not carry it).
+
+    A table look-up: much cheaper than `dtype.name`, which matters per instance.
+    """
+    return _NAMES.get(dtype)
+
+
 def to_wire(value: object) -> WireTensor:
     """Convert a value to a `WireTensor`.
 
@@ -80,7 +88,7 @@ def to_wire(value: object) -> WireTensor:
     if not isinstance(value, (np.ndarray, np.generic)):
         raise CodecError(f"cannot send a value of type {type(value).__name__}")
     array = np.asarray(value)
-    name = _NAMES.get(array.dtype)
+    name = numeric_name(array.dtype)
     if name is None:
         little = array.dtype.newbyteorder("<")
         name = _NAMES.get(little) if array.dtype.byteorder == ">" else None

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from mindspore import nn
 from mindspore.train import mind_ir_pb2
 
+from msq.proto.codec import numeric_name
 from msq.proto.errors import ErrorKind
 from msq.workers.definition import Model, ServableLoadError
 from msq.workers.values import InstanceError, Value
@@ -173,7 +174,7 @@ class LoadedModel:
                 f"Given model input {index} is {kind}, not the data type {spec.dtype} defined "
                 f"in model {self.key}",
             )
-        if value.dtype.name != spec.dtype:
+        if numeric_name(value.dtype) != spec.dtype:
             raise InstanceError(
                 ErrorKind.INVALID_INPUT,
                 f"Given model input {index} data type {value.dtype.name} not match the data "

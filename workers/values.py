@@ -10,7 +10,7 @@ from typing import TypeAlias
 
 import numpy as np
 
-from msq.proto.codec import NUMERIC_DTYPES
+from msq.proto.codec import numeric_name
 from msq.proto.errors import ErrorKind, Failure
 
 Value: TypeAlias = np.ndarray | str | bytes
@@ -51,7 +51,9 @@ def canonical(value: object, where: str) -> Value:
         value = value.asnumpy()
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
-        if array.dtype.name in NUMERIC_DTYPES:
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        if numeric_name(array.dtype) is not None:
             return array
         raise InstanceError(
             ErrorKind.MODEL_ERROR, f"{where} gave an array of unsupported data type {array.dtype}"
