@@ -89,7 +89,10 @@ class BrokerLoop:
             if len(frames) < 2:
                 log.warning("dropping a message with no body")
                 continue
-            handle(frames[0].bytes, frames[1:])
+            try:
+                handle(frames[0].bytes, frames[1:])
+            except Exception:  # a bug must cost one message, never the broker
+                log.exception("failed to handle a message from %s", frames[0].bytes.hex())
 
     def _on_frontend(self, client: bytes, frames: list[zmq.Frame]) -> None:
         now = time.monotonic()

@@ -111,7 +111,8 @@ class Route:
         if count == 0 or count >= self.policy.preferred_size:
             return count
         oldest = self.oldest()
-        assert oldest is not None
+        if oldest is None:
+            return 0
         if oldest.eager and self.in_flight == 0:
             return count
         closes_at = oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
