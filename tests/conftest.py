@@ -1,4 +1,8 @@
-"""Session-wide fixtures: one broker with workers for the bundled example servables."""
+"""Session-wide fixtures: running broker, workers and gateways shared by the test modules.
+
+Each is started on first use (processes in parallel, on free ports) and stopped when the
+session ends.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.gateways.grpc_processes import GrpcStack, start_grpc_stack
+from tests.gateways.rest_stack import RestStack, start_rest_stack
 from tests.processes import EXAMPLES, Cluster, start_cluster
 
 
@@ -15,3 +21,19 @@ def examples_cluster() -> Iterator[Cluster]:
     cluster = start_cluster([("add", EXAMPLES), ("digits", EXAMPLES)])
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def grpc_stack() -> Iterator[GrpcStack]:
+    """Broker, workers (`add`, `echo`, `slow`) and a plaintext gRPC gateway."""
+    stack = start_grpc_stack()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def rest_stack() -> Iterator[RestStack]:
+    """Broker, workers (`add`, `digits`, `echo`, `slow`) and two REST gateways."""
+    stack = start_rest_stack()
+    yield stack
+    stack.stop()

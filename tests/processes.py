@@ -162,6 +162,18 @@ def wait_served(frontend: str, expected: dict[str, int], timeout_s: float = 30.0
         time.sleep(0.05)
 
 
+def start_served(procs: Iterable[Proc], frontend: str, expected: dict[str, int]) -> list[Proc]:
+    """Start processes in parallel, then wait until the broker at `frontend` serves
+    `expected` (servable -> workers); stop them all if anything fails."""
+    started = start_all(procs)
+    try:
+        wait_served(frontend, expected)
+    except RuntimeError:
+        stop_all(started)
+        raise
+    return started
+
+
 @dataclass
 class Cluster:
     """A running broker and its workers."""
@@ -186,10 +198,5 @@ def start_cluster(
         for name, directory in servables
         for _ in range(workers_per_servable)
     ]
-    cluster = Cluster(frontend, backend, start_all(procs))
-    try:
-        wait_served(frontend, {name: workers_per_servable for name, _ in servables})
-    except RuntimeError:
-        cluster.stop()
-        raise
-    return cluster
+    expected = {name: workers_per_servable for name, _ in servables}
+    return Cluster(frontend, backend, start_served(procs, frontend, expected))

@@ -1,6 +1,6 @@
 """The processes behind the gRPC gateway tests: a broker, workers for `add` and the test
-servables (`echo`, `slow`), and a plaintext gateway — started once per test session, shared by
-every module that asks for the `grpc_stack` fixture."""
+servables (`echo`, `slow`), and a plaintext gateway — started once per test session by the
+`grpc_stack` fixture (tests/conftest.py) and shared by every module that asks for it."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.processes import (
     EXAMPLES,
     Proc,
     broker,
     endpoint,
     free_port,
-    start_all,
+    start_served,
     stop_all,
-    wait_served,
     worker,
 )
 
@@ -46,42 +43,20 @@ class GrpcStack:
     def gateway(self) -> Proc:
         return self.procs[-1]
 
+    def stop(self) -> None:
+        stop_all(self.procs)
 
-_stack: GrpcStack | None = None
 
-
-def _start() -> GrpcStack:
+def start_grpc_stack() -> GrpcStack:
+    """Start the broker, workers and plaintext gateway (in parallel) and wait until served."""
     frontend, backend = endpoint(), endpoint()
     gateway_proc, address = gateway(frontend, "--max-msg-mb", str(MAX_MSG_MB))
-    procs = start_all(
-        [
-            broker(frontend, backend),
-            worker(backend, "add", EXAMPLES),
-            worker(backend, "echo", SERVABLES),
-            worker(backend, "slow", SERVABLES),
-            gateway_proc,
-        ]
-    )
-    try:
-        wait_served(frontend, {"add": 1, "echo": 1, "slow": 1})
-    except RuntimeError:
-        stop_all(procs)
-        raise
+    procs = [
+        broker(frontend, backend),
+        worker(backend, "add", EXAMPLES),
+        worker(backend, "echo", SERVABLES),
+        worker(backend, "slow", SERVABLES),
+        gateway_proc,
+    ]
+    procs = start_served(procs, frontend, {"add": 1, "echo": 1, "slow": 1})
     return GrpcStack(frontend, address, procs)
-
-
-def _stop() -> None:
-    global _stack  # noqa: PLW0603 - the one shared stack of the session
-    if _stack is not None:
-        stop_all(_stack.procs)
-        _stack = None
-
-
-@pytest.fixture(scope="module")
-def grpc_stack(request: pytest.FixtureRequest) -> GrpcStack:
-    """The shared stack; started by the first module that uses it, stopped with the session."""
-    global _stack  # noqa: PLW0603 - the one shared stack of the session
-    if _stack is None:
-        _stack = _start()
-        request.session.addfinalizer(_stop)
-    return _stack

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.certificates import make_pki
 from tests.processes import (
     EXAMPLES,
@@ -29,9 +27,8 @@ from tests.processes import (
     broker,
     endpoint,
     free_port,
-    start_all,
+    start_served,
     stop_all,
-    wait_served,
     worker,
 )
 
@@ -85,6 +82,10 @@ class RestStack:
         """A connection to the plain gateway."""
         return http.client.HTTPConnection("127.0.0.1", self.plain_port, timeout=timeout_s)
 
+    def stop(self) -> None:
+        stop_all(self.procs)
+        shutil.rmtree(self.certificates.ca.parent, ignore_errors=True)
+
     def strict(self, *, with_certificate: bool = True) -> http.client.HTTPSConnection:
         """A connection to the strict gateway (HTTPS, client certificate)."""
         context = self.certificates.client_context(with_certificate=with_certificate)
@@ -115,10 +116,8 @@ def post_json(
     return status, json.loads(data)
 
 
-_stack: RestStack | None = None
-
-
-def _start() -> RestStack:
+def start_rest_stack() -> RestStack:
+    """Start the broker, workers and both gateways (in parallel) and wait until served."""
     frontend, backend = endpoint(), endpoint()
     certificates = make_certificates(Path(tempfile.mkdtemp(prefix="msq-rest-tls-")))
     try:
@@ -137,38 +136,14 @@ def _start_processes(frontend: str, backend: str, certificates: Certificates) ->
         "--ca-certs", str(certificates.ca), "--verify-client",
         name="rest-strict",
     )  # fmt: skip
-    procs = start_all(
-        [
-            broker(frontend, backend),
-            worker(backend, "add", EXAMPLES),
-            worker(backend, "digits", EXAMPLES),
-            worker(backend, "echo", SERVABLES),
-            worker(backend, "slow", SERVABLES),
-            plain,
-            strict,
-        ]
-    )
-    try:
-        wait_served(frontend, {"add": 1, "digits": 1, "echo": 1, "slow": 1})
-    except RuntimeError:
-        stop_all(procs)
-        raise
+    procs = [
+        broker(frontend, backend),
+        worker(backend, "add", EXAMPLES),
+        worker(backend, "digits", EXAMPLES),
+        worker(backend, "echo", SERVABLES),
+        worker(backend, "slow", SERVABLES),
+        plain,
+        strict,
+    ]
+    procs = start_served(procs, frontend, {"add": 1, "digits": 1, "echo": 1, "slow": 1})
     return RestStack(frontend, plain_port, strict_port, certificates, procs)
-
-
-def _stop() -> None:
-    global _stack  # noqa: PLW0603 - the one shared stack of the session
-    if _stack is not None:
-        stop_all(_stack.procs)
-        shutil.rmtree(_stack.certificates.ca.parent, ignore_errors=True)
-        _stack = None
-
-
-@pytest.fixture(scope="module")
-def rest_stack(request: pytest.FixtureRequest) -> RestStack:
-    """The shared stack; started by the first module that uses it, stopped with the session."""
-    global _stack  # noqa: PLW0603 - the one shared stack of the session
-    if _stack is None:
-        _stack = _start()
-        request.session.addfinalizer(_stop)
-    return _stack

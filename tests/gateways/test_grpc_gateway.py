@@ -20,11 +20,8 @@ from msq.proto import grpc_predict_v2_pb2 as v2
 from msq.proto import grpc_predict_v2_pb2_grpc as v2_grpc
 from msq.proto import ms_service_pb2 as pb
 from msq.proto import ms_service_pb2_grpc as pb_grpc
-from tests.gateways import grpc_processes
 from tests.gateways.grpc_processes import MAX_MSG_MB, GrpcStack
 from tests.processes import free_port
-
-grpc_stack = grpc_processes.grpc_stack  # the shared processes (a fixture)
 
 NUMERIC = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 NUMERIC += ["float16", "float32", "float64"]

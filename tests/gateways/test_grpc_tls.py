@@ -12,11 +12,8 @@ import tritonclient.grpc as triton
 
 from msq.client import Client, SSLConfig
 from tests.certificates import Pki, make_pki
-from tests.gateways import grpc_processes
 from tests.gateways.grpc_processes import GrpcStack, gateway
 from tests.processes import Proc, start_all, stop_all
-
-grpc_stack = grpc_processes.grpc_stack  # the shared processes (a fixture)
 
 ONES = {"x1": np.ones((2, 2), np.float32), "x2": np.ones((2, 2), np.float32)}
 

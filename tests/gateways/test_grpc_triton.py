@@ -11,10 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from msq.proto import grpc_predict_v2_pb2 as v2
 from msq.proto import grpc_predict_v2_pb2_grpc as v2_grpc
-from tests.gateways import grpc_processes
 from tests.gateways.grpc_processes import GrpcStack
-
-grpc_stack = grpc_processes.grpc_stack  # the shared processes (a fixture)
 
 DATATYPES = {
     "BOOL": np.bool_,

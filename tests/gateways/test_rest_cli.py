@@ -11,11 +11,8 @@ import pytest
 
 from msq.gateways.rest_cli import gunicorn_options, parse_args
 from msq.gateways.rest_state import MB, RestSettings
-from tests.gateways import rest_stack as stack_module
 from tests.gateways.rest_stack import RestStack, call
 from tests.processes import Proc, free_port, start_all, stop_all
-
-rest_stack = stack_module.rest_stack  # the shared processes (a fixture)
 
 
 def test_defaults_listen_on_loopback_port_1500() -> None:

@@ -8,10 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from msq.gateways.rest_metrics import broker_exposition
 from msq.proto.messages import MethodSignature, ServableInfo, Status, TensorSpec
-from tests.gateways import rest_stack as stack_module
 from tests.gateways.rest_stack import RestStack, call
-
-rest_stack = stack_module.rest_stack  # the shared processes (a fixture)
 
 ROUTE = {
     "servable": "add",

@@ -13,10 +13,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from tests.gateways import rest_stack as stack_module
 from tests.gateways.rest_stack import STRICT_MAX_BODY_MB, RestStack, call, post_json
 
-rest_stack = stack_module.rest_stack  # the shared processes (a fixture)
 STRICT_LIMIT = STRICT_MAX_BODY_MB * 1024 * 1024
 
 ADD_BODY = b'{"instances":{"x1":[[1.0,1.0],[1.0,1.0]],"x2":[[1.0,1.0],[1.0,1.0]]}}'

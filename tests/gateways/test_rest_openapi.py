@@ -15,10 +15,7 @@ from openapi_spec_validator import validate
 from msq.gateways.rest_app import create_app
 from msq.gateways.rest_openapi import openapi_document
 from msq.gateways.rest_state import RestSettings
-from tests.gateways import rest_stack as stack_module
 from tests.gateways.rest_stack import RestStack, call
-
-rest_stack = stack_module.rest_stack  # the shared processes (a fixture)
 
 
 def test_the_document_is_valid_openapi() -> None:

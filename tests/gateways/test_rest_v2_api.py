@@ -11,10 +11,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from tests.gateways import rest_stack as stack_module
 from tests.gateways.rest_stack import RestStack, call
-
-rest_stack = stack_module.rest_stack  # the shared processes (a fixture)
 
 
 @pytest.fixture(scope="module")

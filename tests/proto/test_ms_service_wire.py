@@ -14,10 +14,7 @@ import numpy as np
 import pytest
 
 from msq.proto import ms_service_pb2 as pb
-from tests.gateways import grpc_processes
 from tests.gateways.grpc_processes import GrpcStack
-
-grpc_stack = grpc_processes.grpc_stack  # the shared processes (a fixture)
 
 MS_FLOAT32, MS_STRING = 11, 13
 PREDICT = "/mindspore.serving.proto.MSService/Predict"
