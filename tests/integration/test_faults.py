@@ -20,7 +20,16 @@ from msq.proto.codec import from_wire, to_wire
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Reply
 from tests.integration.linking import with_link
-from tests.processes import EXAMPLES, Cluster, Proc, endpoint, free_port, start_cluster
+from tests.processes import (
+    EXAMPLES,
+    Cluster,
+    Proc,
+    broker,
+    endpoint,
+    free_port,
+    start_cluster,
+    wait_served,
+)
 
 SERVABLES = Path(__file__).parent / "servables"
 
@@ -135,3 +144,24 @@ def test_launcher_serves_both_gateways_and_leaves_no_process_after_sigterm() -> 
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
     assert len(gone) == len(children)
+
+
+def test_workers_register_again_with_a_restarted_broker() -> None:
+    cluster = start_cluster([("add", EXAMPLES)])
+    replacement: Proc | None = None
+    try:
+        cluster.procs[0].kill(signal.SIGKILL)
+        cluster.procs[0].process.wait(10)
+        replacement = broker(cluster.frontend, cluster.backend).start().wait_ready()
+        wait_served(cluster.frontend, {"add": 1}, timeout_s=30)
+        x = np.full((2, 2), 3.0, np.float32)
+        reply = with_link(
+            cluster.frontend,
+            lambda link: link.infer("add", "add_common", [{"x1": to_wire(x), "x2": to_wire(x)}]),
+        )
+        assert reply.error is None
+        np.testing.assert_array_equal(from_wire(reply.outcomes[0]["y"]), np.full((2, 2), 6.0))  # type: ignore[index]
+    finally:
+        cluster.stop()
+        if replacement is not None:
+            replacement.stop()
