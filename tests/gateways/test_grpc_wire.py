@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from msq.gateways.grpc_wire import (
     ZERO_COPY_MIN_BYTES,
+    ZERO_COPY_MIN_INSTANCE_BYTES,
     RawPredictRequest,
     RawTensor,
     parse_infer_request,
@@ -92,7 +93,7 @@ def test_concatenated_messages_merge_like_protobuf(
 
 def test_tensor_data_is_a_view_of_the_message() -> None:
     request = pb.PredictRequest()
-    request.instances.add().items["x"].data = b"\x07" * ZERO_COPY_MIN_BYTES
+    request.instances.add().items["x"].data = b"\x07" * ZERO_COPY_MIN_INSTANCE_BYTES
     message = request.SerializeToString()
     data = parse_predict_request(message).instances[0]["x"].data
     assert isinstance(data, memoryview)
