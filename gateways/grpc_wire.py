@@ -4,8 +4,9 @@ protobuf's Python runtime copies a message's bytes when it parses it and again e
 `bytes` field is read. For messages of `ZERO_COPY_MIN_BYTES` and more (a `PredictRequest`
 also needs instances of `ZERO_COPY_MIN_INSTANCE_BYTES` on average), these deserializers read
 the protobuf wire format themselves and keep tensor bytes as `memoryview` slices of the
-received message, so they reach the broker's frames without a copy. Smaller messages are parsed by protobuf, which is faster there; their
-tensors are copied into the broker message anyway (`FRAME_THRESHOLD`).
+received message, so they reach the broker's frames without a copy. Smaller messages are
+parsed by protobuf, which is faster there; their tensors are copied into the broker message
+anyway (`FRAME_THRESHOLD`).
 
 - MindSpore Serving's `PredictRequest` is decoded whole by `parse_zero_copy`, following
   protobuf's rules (unknown fields skipped, packed or unpacked repeated scalars, repeated
