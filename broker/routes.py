@@ -85,9 +85,10 @@ class Route:
     def window_closes_at(self) -> float | None:
         """When the oldest instance has waited the maximum queue delay (None: empty)."""
         oldest = self.oldest()
-        if oldest is None:
-            return None
-        return oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
+        return None if oldest is None else self._window_end(oldest)
+
+    def _window_end(self, item: QueuedInstance) -> float:
+        return item.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
 
     @property
     def effective_signature(self) -> MethodSignature:
@@ -115,8 +116,7 @@ class Route:
             return 0
         if oldest.eager and self.in_flight == 0:
             return count
-        closes_at = oldest.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
-        return count if now >= closes_at else 0
+        return count if now >= self._window_end(oldest) else 0
 
     def take(self, count: int) -> list[QueuedInstance]:
         """Pop `count` live instances from the front of the queue."""
