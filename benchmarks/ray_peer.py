@@ -40,7 +40,10 @@ class ScenarioModel:
     def __init__(self, scenario: str, threads: int) -> None:
         self.compute = load_compute(scenario, threads)
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    # Ray is an optional extra: where it is absent, its decorators are untyped to mypy.
+    @serve.batch(  # type: ignore[untyped-decorator]
+        max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S
+    )
     async def run(self, instances: list[InstanceValues]) -> list[dict[str, np.ndarray]]:
         return self.compute(instances)
 
