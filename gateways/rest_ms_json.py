@@ -10,11 +10,12 @@ Pure functions, no I/O. The rules and the error wording follow MindSpore Serving
 - `{"b64": "...", "type": "<t>", "shape": [...]}` carries raw little-endian bytes of any type
   (`type` defaults to bytes, `shape` to a scalar);
 - replies: shape [] -> JSON scalar, else nested lists; BYTES -> `{"b64": ...}`; STRING -> string;
-  keys sorted, no spaces, non-finite floats -> null (as MindSpore Serving's nlohmann::json did).
+  keys sorted, no spaces.
 
 Improvements over the original, each with a clear error instead of a silent wrap: JSON integers
-outside int32, invalid UTF-8 in a STRING, NaN/Infinity literals and arrays deeper than
-`MAX_DIMS`. A shape may contain zeros anywhere.
+outside int32, invalid UTF-8 in a STRING and arrays deeper than `MAX_DIMS`. A shape may contain
+zeros anywhere. Non-finite numbers follow `msq.gateways.json_numbers` (refused in requests;
+`"NaN"`/`"Infinity"`/`"-Infinity"` in replies, where MindSpore Serving wrote `null`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from msq.gateways import json_numbers
 from msq.proto.codec import BYTES, STRING, CodecError, WireTensor, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Instance, Reply
@@ -69,17 +71,13 @@ def parse_request(body: bytes) -> list[Instance]:
     if not body:
         raise MSRestError("http message invalid")
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = json_numbers.loads(body)
     except (ValueError, RecursionError) as exc:
         raise MSRestError(f"Illegal JSON format.{exc}") from None
     try:
         return parse_instances(document)
     except MSRestError as exc:
         raise MSRestError(_PARSE_PREFIX + str(exc)) from None
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_instances(document: object) -> list[Instance]:
@@ -368,13 +366,7 @@ def tensor_json(tensor: WireTensor) -> object:
         for _ in tensor.shape:
             element = [element]
         return element
-    array = np.asarray(value)
-    if array.dtype.kind == "f":
-        finite = np.isfinite(array)
-        if not finite.all():
-            array = array.astype(object)
-            array[~finite] = None
-    return array.tolist()
+    return json_numbers.json_values(np.asarray(value))
 
 
 def dump_json(document: object) -> bytes:

@@ -6,8 +6,9 @@ Content-Type). An input with `parameters.binary_data_size` is read from that tai
 order of the inputs; others carry `data` (nested or flat, row-major). Outputs are binary
 when the output asks for `binary_data`, else when the request's `binary_data_output` is set
 (tritonclient sets it when it names no outputs); binary BYTES elements are each a 4-byte
-little-endian length followed by the bytes. JSON numbers that are not finite are written as
-`NaN`/`Infinity`, which Python's and rapidjson's parsers (tritonclient's) read back.
+little-endian length followed by the bytes. Non-finite numbers follow
+`msq.gateways.json_numbers`: refused in the JSON of a request, `"NaN"`/`"Infinity"`/`"-Infinity"`
+in JSON output data (exact in the binary extension either way).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from msq.gateways import json_numbers
 from msq.gateways.v2_models import V2_TO_DTYPE, V2Error
 from msq.gateways.v2_tensors import V2Tensor, pack_bytes
 from msq.proto.codec import BYTES
@@ -59,7 +61,7 @@ def parse_infer_request(body: bytes, header_length: str | None = None) -> InferR
     """Decode an infer body; raise `V2Error` (INVALID_INPUT) naming the problem."""
     json_part, tail = _split_body(body, header_length)
     try:
-        document = json.loads(json_part)
+        document = json_numbers.loads(json_part)
     except (ValueError, RecursionError) as exc:
         raise _invalid(f"malformed JSON in the inference request: {exc}") from None
     if not isinstance(document, dict):
@@ -238,7 +240,7 @@ def encode_infer_response(
     if request.request_id is not None:
         document["id"] = request.request_id
     document["outputs"] = described
-    header = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    header = json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if not tail:
         return header, None
     return b"".join([header, *tail]), len(header)
@@ -253,5 +255,5 @@ def _output_json(tensor: V2Tensor) -> list[Any]:
                 f"output {tensor.name!r} is not UTF-8 text: request it with binary_data"
             ) from None
     dtype = V2_TO_DTYPE[tensor.datatype]
-    values: list[Any] = np.frombuffer(memoryview(tensor.data), dtype=dtype).tolist()
+    values: list[Any] = json_numbers.json_values(np.frombuffer(memoryview(tensor.data), dtype))
     return values

@@ -14,6 +14,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from tests.gateways.rest_stack import STRICT_MAX_BODY_MB, RestStack, call, post_json
+from tests.gateways.test_json_numbers import strict_loads
 
 STRICT_LIMIT = STRICT_MAX_BODY_MB * 1024 * 1024
 
@@ -143,6 +144,11 @@ def test_good_and_bad_instances_fail_alone(rest_stack: RestStack) -> None:
             "Parser request failed, invalid json array: json size is 1, the dim 1 expected to be 2",
         ),
         ("/model/add:add_common", b'{"instances": {"x2": [[1.0]]}}', "x1"),
+        (
+            "/model/add:add_common",
+            b'{"instances": {"x1": [[1.0, 1.0], [1.0, NaN]]}}',
+            "Illegal JSON format.NaN at $.instances.x1[1][1] is not valid JSON",
+        ),
         ("/model/add:add_common", b'{"instances": {"x1": 1, "x2": 1}}', "x1"),
         ("/model/nothing:add_common", ADD_BODY, "servable"),
         ("/model/add:nothing", ADD_BODY, "method"),
@@ -164,6 +170,22 @@ def test_errors_answer_200_with_an_error_msg(
     document = json.loads(answer)
     assert list(document) == ["error_msg"]
     assert needle in document["error_msg"]
+
+
+def test_a_model_computing_nan_and_infinities_answers_strict_json(rest_stack: RestStack) -> None:
+    x1 = np.array([[np.inf, np.inf], [-np.inf, 1]], np.float32)
+    x2 = np.array([[-np.inf, 1], [1, 1]], np.float32)
+    document = {
+        "instances": {
+            name: {"b64": base64.b64encode(x.tobytes()).decode(), "type": "fp32", "shape": [2, 2]}
+            for name, x in (("x1", x1), ("x2", x2))
+        }
+    }
+    body = json.dumps(document).encode()
+    status, _, answer = call(rest_stack.plain(), "POST", "/model/add:add_common", body)
+    assert status == 200
+    assert answer == b'{"instances":[{"y":[["NaN","Infinity"],["-Infinity",2.0]]}]}'
+    assert strict_loads(answer) == json.loads(answer)
 
 
 def test_only_post_is_allowed_on_predict_routes(rest_stack: RestStack) -> None:
@@ -280,6 +302,7 @@ def test_https_refuses_a_client_without_a_certificate(rest_stack: RestStack) -> 
     ("path", "body", "status"),
     [
         ("/model/add:add_common", b"{", 400),
+        ("/model/add:add_common", b'{"instances": {"x1": [[Infinity]]}}', 400),
         ("/model/add:add_common", b'{"instances": {"x2": [[1.0]]}}', 400),
         ("/model/nothing:add_common", ADD_BODY, 404),
         ("/model/add", ADD_BODY, 404),

@@ -23,6 +23,7 @@ from msq.gateways.rest_ms_json import (
 from msq.proto.codec import WireTensor, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Reply
+from tests.gateways.test_json_numbers import strict_loads
 
 PREFIX = "Parser request failed, "
 
@@ -70,13 +71,21 @@ def test_a_list_of_instances_keeps_its_order() -> None:
     [
         (b"", "http message invalid"),
         (b'{"instances": [1, 2}', "Illegal JSON format."),
-        (b'{"instances": {"x": NaN}}', "Illegal JSON format.NaN is not a JSON value"),
         (b"\xff\xfe", "Illegal JSON format."),
         (b"[" * 100_000, "Illegal JSON format."),
     ],
 )
 def test_undecodable_bodies_are_refused_without_the_parse_prefix(raw: bytes, message: str) -> None:
     assert request_error(raw).startswith(message)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_literals_are_refused_naming_where(literal: str) -> None:
+    raw = f'{{"instances": [{{"x": [1.0, {literal}]}}]}}'.encode()
+    assert request_error(raw) == (
+        f"Illegal JSON format.{literal} at $.instances[0].x[1] is not valid JSON: "
+        "non-finite numbers are refused"
+    )
 
 
 @pytest.mark.parametrize(
@@ -379,13 +388,33 @@ def test_the_reference_example_reply_is_byte_exact() -> None:
         (np.bool_(True), True),
         (np.array([[1, 2]], np.int16), [[1, 2]]),
         (np.zeros((2, 0), np.float32), [[], []]),
-        (np.array([np.nan, np.inf, 1.0], np.float32), [None, None, 1.0]),
         ("text", "text"),
         (b"\x00\x01", {"b64": "AAE="}),
     ],
 )
 def test_outputs_are_encoded_as_the_reference_did(value: object, expected: object) -> None:
     assert tensor_json(to_wire(value)) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_non_finite_outputs_are_strings_in_strict_json(dtype: type) -> None:
+    outcome = {
+        "m": to_wire(np.array([[np.nan, 0.5], [np.inf, -np.inf]], dtype)),
+        "s": to_wire(np.array(-np.inf, dtype)),
+    }
+    document, failure = reply_document(Reply(1, outcomes=[outcome]), 1)
+    assert failure is None
+    raw = b'{"instances":[{"m":[["NaN",0.5],["Infinity","-Infinity"]],"s":"-Infinity"}]}'
+    assert dump_json(document) == raw
+    assert strict_loads(raw) == document
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.uint8])
+def test_finite_outputs_are_written_byte_for_byte_as_before(dtype: type) -> None:
+    array = (np.arange(-6, 6).reshape(3, 4) * 1.25 + 0.1).astype(dtype)
+    document, _ = reply_document(Reply(1, outcomes=[{"y": to_wire(array)}]), 1)
+    before = json.dumps({"instances": [{"y": array.tolist()}]}, separators=(",", ":"))
+    assert dump_json(document) == before.encode()
 
 
 def test_one_element_string_and_bytes_outputs_keep_their_shape() -> None:

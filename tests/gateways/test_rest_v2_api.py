@@ -12,6 +12,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.gateways.rest_stack import RestStack, call
+from tests.gateways.test_json_numbers import strict_loads
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,39 @@ def test_infer_with_json_data(client: triton.InferenceServerClient) -> None:
     assert result.get_response()["outputs"][0]["data"] == (np.arange(8) * 11.0).tolist()
     np.testing.assert_array_equal(
         result.as_numpy("y"), np.arange(8, dtype=np.float32).reshape(2, 2, 2) * 11
+    )
+
+
+def test_a_model_computing_nan_and_infinities_answers_strict_json(
+    client: triton.InferenceServerClient, rest_stack: RestStack
+) -> None:
+    x1 = np.array([[[np.inf, np.inf], [-np.inf, 1]]], np.float32)
+    x2 = np.array([[[-np.inf, 1], [1, 1]]], np.float32)
+    inputs = [tensor("x1", x1, "FP32"), tensor("x2", x2, "FP32")]
+    outputs = [triton.InferRequestedOutput("y", binary_data=False)]
+    result = client.infer("add.add_common", inputs, outputs=outputs)
+    assert result.get_response()["outputs"][0]["data"] == ["NaN", "Infinity", "-Infinity", 2.0]
+    expected = np.array([[[np.nan, np.inf], [-np.inf, 2]]], np.float32)
+    np.testing.assert_array_equal(result.as_numpy("y"), expected)
+    body, length = triton.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    headers = {"Inference-Header-Content-Length": str(length)}
+    path = "/v2/models/add.add_common/infer"
+    status, _, answer = call(rest_stack.plain(), "POST", path, body, headers)
+    assert status == 200
+    assert strict_loads(answer)["outputs"][0]["data"] == ["NaN", "Infinity", "-Infinity", 2.0]
+
+
+def test_a_non_finite_literal_in_the_request_is_a_400(rest_stack: RestStack) -> None:
+    item = {"name": "x1", "shape": [1, 2, 2], "datatype": "FP32", "data": [1, 2, 3, "NaN"]}
+    body = json.dumps({"inputs": [item]}).replace('"NaN"', "NaN").encode()
+    path = "/v2/models/add.add_common/infer"
+    status, _, answer = call(rest_stack.plain(), "POST", path, body)
+    assert (status, json.loads(answer)) == (
+        400,
+        {
+            "error": "malformed JSON in the inference request: NaN at $.inputs[0].data[3] "
+            "is not valid JSON: non-finite numbers are refused"
+        },
     )
 
 

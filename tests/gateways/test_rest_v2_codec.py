@@ -14,6 +14,7 @@ from msq.gateways.rest_v2_codec import InferRequest, encode_infer_response, pars
 from msq.gateways.v2_models import V2Error
 from msq.gateways.v2_tensors import V2Tensor, unpack_bytes
 from msq.proto.errors import ErrorKind
+from tests.gateways.test_json_numbers import strict_loads
 
 ARRAYS: dict[str, np.ndarray] = {
     "f": np.array([[1.5, -2.0], [3.25, 0.0]], np.float32),
@@ -193,6 +194,18 @@ def test_malformed_requests_name_the_problem(
     assert message in info.value.message
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_literals_are_refused_naming_where(literal: str) -> None:
+    body = one_input(datatype="FP32").replace(b"[1, 2]", f"[1, {literal}]".encode())
+    with pytest.raises(V2Error) as info:
+        parse_infer_request(body)
+    assert info.value.kind is ErrorKind.INVALID_INPUT
+    assert info.value.message == (
+        f"malformed JSON in the inference request: {literal} at $.inputs[0].data[1] "
+        "is not valid JSON: non-finite numbers are refused"
+    )
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=3),
     lambda inner: (
@@ -272,6 +285,44 @@ def test_responses_decode_in_tritonclient(binary: bool) -> None:
     text = [b"ok", "é".encode()] if binary else ["ok", "é"]
     assert result.as_numpy("text").tolist() == text
     assert result.as_numpy("flag").tolist() == [True]
+
+
+def json_response(outputs: list[V2Tensor]) -> bytes:
+    body, header_length = encode_infer_response("m", 1, InferRequest(inputs=[]), outputs)
+    assert header_length is None
+    return body
+
+
+@pytest.mark.parametrize(("datatype", "dtype"), [("FP16", "f2"), ("FP32", "f4"), ("FP64", "f8")])
+def test_non_finite_json_outputs_are_strings_in_strict_json(datatype: str, dtype: str) -> None:
+    matrix = np.array([[np.nan, 0.5], [np.inf, -np.inf]], dtype)
+    scalar = np.array(np.nan, dtype)
+    body = json_response(
+        [
+            V2Tensor("m", datatype, (2, 2), matrix.tobytes()),
+            V2Tensor("s", datatype, (), scalar.tobytes()),
+        ]
+    )
+    outputs = strict_loads(body)["outputs"]
+    assert [output["data"] for output in outputs] == [
+        ["NaN", 0.5, "Infinity", "-Infinity"],
+        ["NaN"],
+    ]
+    assert b'"data":["NaN",0.5,"Infinity","-Infinity"]' in body
+    result = triton.InferenceServerClient.parse_response_body(body)
+    np.testing.assert_array_equal(result.as_numpy("m"), matrix)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "dtype"),
+    [("FP16", "f2"), ("FP32", "f4"), ("FP64", "f8"), ("INT64", "i8"), ("UINT8", "u1")],
+)
+def test_finite_json_outputs_are_written_byte_for_byte_as_before(datatype: str, dtype: str) -> None:
+    array = (np.arange(12).reshape(3, 4) * 1.25 + 0.1).astype(dtype)
+    body = json_response([V2Tensor("y", datatype, (3, 4), array.tobytes())])
+    output = {"name": "y", "datatype": datatype, "shape": [3, 4], "data": array.ravel().tolist()}
+    document = {"model_name": "m", "model_version": "1", "outputs": [output]}
+    assert body == json.dumps(document, separators=(",", ":")).encode()
 
 
 def test_binary_and_json_outputs_mix_per_output() -> None:
