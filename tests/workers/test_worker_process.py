@@ -279,30 +279,21 @@ def test_sigterm_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
 
 def test_cli_errors_exit_with_a_clear_message(servable_dir: Path) -> None:
     command = [sys.executable, "-m", "msq.workers.cli", "--servable-dir", str(servable_dir)]
-    gpu = subprocess.run(
-        [*command, "--servable", "legacy", "--device", "gpu:0"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], check=False, capture_output=True, text=True, timeout=timeout_s
+        )
+
+    gpu = run("--servable", "legacy", "--device", "gpu:0", timeout_s=120)
     assert gpu.returncode == 1
     assert "msq-worker: device gpu:0 is not available" in gpu.stderr
-    bad = subprocess.run(
-        [*command, "--servable", "legacy:x"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad = run("--servable", "legacy:x")
     assert bad.returncode == 2
     assert "invalid servable 'legacy:x': use NAME or NAME:VERSION" in bad.stderr
-    endpoint = subprocess.run(
-        [*command, "--servable", "legacy", "--broker", "127.0.0.1:5601"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    endpoint = run("--servable", "legacy", "--broker", "127.0.0.1:5601")
     assert endpoint.returncode == 1
     assert "msq-worker: invalid broker endpoint '127.0.0.1:5601'" in endpoint.stderr
+    level = run("--servable", "legacy", "--log-level", "loud")
+    assert level.returncode == 2
+    assert "--log-level: invalid choice: 'LOUD'" in level.stderr
