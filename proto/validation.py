@@ -27,6 +27,11 @@ def shape_matches(shape: Shape, expected: Shape) -> bool:
     )
 
 
+def missing_input(name: str) -> str:
+    """The message for an instance without the declared input `name` (MindSpore Serving's)."""
+    return f"Cannot find input {name} in instance input"
+
+
 def input_mismatch(
     label: str,
     tensor: tuple[str, Shape, int],
@@ -61,7 +66,7 @@ def input_mismatch(
 def _check_input(index: int, spec: TensorSpec, instance: Instance) -> str | None:
     tensor = instance.get(spec.name)
     if tensor is None:
-        return f"Cannot find input {spec.name} in instance input"
+        return missing_input(spec.name)
     label = f"{spec.name} (index {index})"
     try:
         check_wire(tensor)
