@@ -22,8 +22,9 @@ Shape = tuple[int, ...]
 
 def shape_matches(shape: Shape, expected: Shape) -> bool:
     """Whether `shape` has the rank of `expected` and its sizes, -1 matching any size."""
-    return len(shape) == len(expected) and all(
-        want in (-1, got) for got, want in zip(shape, expected, strict=True)
+    return shape == expected or (
+        len(shape) == len(expected)
+        and all(want in (-1, got) for got, want in zip(shape, expected, strict=True))
     )
 
 
@@ -45,22 +46,19 @@ def input_mismatch(
     """
     dtype, shape, nbytes = tensor
     want_dtype, want_shape = expected
-    defined = f"defined in model {model}" if model else "defined in model"
     if want_dtype is not None and dtype != want_dtype:
-        return (
-            f"Given model input {label} data type {dtype} not match the data type "
-            f"{want_dtype} {defined}"
-        )
-    if want_shape is None or dtype in (STRING, BYTES) or shape_matches(shape, want_shape):
+        problem = f"data type {dtype} not match the data type {want_dtype}"
+    elif want_shape is None or dtype in (STRING, BYTES) or shape_matches(shape, want_shape):
         return None
-    if want_dtype is not None and -1 not in want_shape:
-        size = math.prod(want_shape) * np.dtype(want_dtype).itemsize
-        if nbytes != size:
-            return f"Given model input {label} size {nbytes} not match the size {size} {defined}"
-    return (
-        f"Given model input {label} shape {list(shape)} not match the shape "
-        f"{list(want_shape)} {defined}"
-    )
+    elif (
+        want_dtype is not None
+        and -1 not in want_shape
+        and nbytes != (size := math.prod(want_shape) * np.dtype(want_dtype).itemsize)
+    ):
+        problem = f"size {nbytes} not match the size {size}"
+    else:
+        problem = f"shape {list(shape)} not match the shape {list(want_shape)}"
+    return f"Given model input {label} {problem} defined in model{f' {model}' if model else ''}"
 
 
 def _check_input(index: int, spec: TensorSpec, instance: Instance) -> str | None:

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from mindspore import nn
 from mindspore.train import mind_ir_pb2
 
+from msq.proto.codec import numeric_name
 from msq.proto.errors import ErrorKind
 from msq.proto.validation import input_mismatch
 from msq.workers.definition import Model, ServableLoadError
@@ -133,7 +134,8 @@ class LoadedModel:
                 f"Given model input {index} is {kind}, not the data type {spec.dtype} defined "
                 f"in model {self.key}",
             )
-        tensor = (value.dtype.name, value.shape, value.nbytes)
+        dtype = numeric_name(value.dtype) or str(value.dtype)  # a table look-up, per instance
+        tensor = (dtype, value.shape, value.nbytes)
         problem = input_mismatch(str(index), tensor, (spec.dtype, spec.shape), model=self.key)
         if problem is not None:
             raise InstanceError(ErrorKind.INVALID_INPUT, problem)
