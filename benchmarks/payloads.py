@@ -17,34 +17,11 @@ from msq.benchmarks.load import CallError
 from msq.benchmarks.scenarios import InstanceValues
 from msq.proto import grpc_predict_v2_pb2 as v2_pb
 from msq.proto import ms_service_pb2 as ms_pb
-from msq.proto.codec import to_wire
+from msq.proto import ms_tensors
+from msq.proto.codec import BYTES, STRING, from_wire, to_wire
+from msq.proto.errors import MSErrorCode
 from msq.proto.messages import Instance, Reply
 
-#: MindSpore Serving's `DataType` enum values by NumPy dtype name (and str / bytes).
-MS_DATATYPES: dict[str, int] = {
-    "bool": 1,
-    "int8": 2,
-    "uint8": 3,
-    "int16": 4,
-    "uint16": 5,
-    "int32": 6,
-    "uint32": 7,
-    "int64": 8,
-    "uint64": 9,
-    "float16": 10,
-    "float32": 11,
-    "float64": 12,
-    "str": 13,
-    "bytes": 14,
-}
-#: MindSpore Serving's error codes by value, for error kinds.
-MS_ERROR_NAMES = {
-    1: "FAILED",
-    2: "INVALID_INPUTS",
-    3: "SYSTEM_ERROR",
-    4: "WORKER_UNAVAILABLE",
-    5: "SERVABLE_UNAVAILABLE",
-}
 #: V2 datatypes by NumPy dtype name.
 V2_DATATYPES: dict[str, str] = {
     "bool": "BOOL",
@@ -71,34 +48,23 @@ def _ms_errors(messages: list[tuple[int, str]], expected: int, instances: int) -
         return expected
     if instances == 0 or len(failed) == expected:
         code, text = failed[0] if failed else (1, "empty reply")
-        raise CallError(MS_ERROR_NAMES.get(code, f"code {code}"), text)
+        name = MSErrorCode(code).name if code in list(MSErrorCode) else f"code {code}"
+        raise CallError(name, text)
     return expected - len(failed)
 
 
 # ------------------------------------------------------------- MindSpore Serving gRPC (Predict)
 
 
-MS_DTYPE_NAMES = {code: name for name, code in MS_DATATYPES.items()}
-
-
 def fill_ms_tensor(tensor: Any, value: np.ndarray | bytes) -> None:
     """Write a value into a MindSpore Serving `Tensor` message."""
-    if isinstance(value, bytes):
-        tensor.dtype = MS_DATATYPES["bytes"]
-        tensor.bytes_val.append(value)
-        return
-    array = np.ascontiguousarray(value)
-    tensor.dtype = MS_DATATYPES[array.dtype.name]
-    tensor.shape.dims.extend(array.shape)
-    tensor.data = array.tobytes()
+    ms_tensors.fill_ms_tensor(to_wire(value), tensor)
 
 
 def ms_tensor_value(tensor: Any) -> np.ndarray | bytes:
-    """The value of a MindSpore Serving `Tensor` message (numeric or BYTES)."""
-    dtype = MS_DTYPE_NAMES[tensor.dtype]
-    if dtype in ("bytes", "str"):
-        return bytes(tensor.bytes_val[0])
-    return np.frombuffer(tensor.data, dtype=dtype).reshape(tuple(tensor.shape.dims))
+    """The value of a MindSpore Serving `Tensor` message (STRING as its UTF-8 bytes)."""
+    wire = ms_tensors.from_ms_tensor(tensor)
+    return bytes(wire.data) if wire.dtype in (STRING, BYTES) else np.asarray(from_wire(wire))
 
 
 def ms_grpc_request(servable: str, method: str, instances: list[InstanceValues]) -> bytes:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 from msq.broker.core import BrokerCore
 from msq.broker.loop import BrokerLoop
 from msq.broker.settings import BatchingOverride, BrokerSettings, load_overrides
+from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto import transport
 
 
@@ -77,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=512,
         help="largest message accepted, in MB (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="INFO")
+    add_log_level(parser)
     return parser  # fmt: skip
 
 
@@ -102,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the broker until SIGINT or SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s msq-broker %(levelname)s %(message)s"
-    )
+    setup_logging("msq-broker", args.log_level)
     try:
         settings = settings_from(args)
     except (OSError, ValueError) as exc:
@@ -115,10 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         args.backend,
         max_message_bytes=args.max_message_mb * 1024 * 1024,
     )
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: loop.stop())
+    on_stop_signals(loop.stop)
     frontend, backend = loop.endpoints
-    print(f"msq-broker ready: frontend {frontend}, backend {backend}", file=sys.stderr, flush=True)
+    announce_ready("msq-broker", f"frontend {frontend}, backend {backend}")
     loop.run()
     return 0
 

@@ -23,7 +23,6 @@ from typing import NamedTuple
 from msq.broker.catalog import Catalog, describe
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
-from msq.broker.validation import check_instance
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
@@ -39,6 +38,7 @@ from msq.proto.messages import (
     Status,
     StatusQuery,
 )
+from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from msq.gateways.grpc_server import (
     GatewaySettings,
     TLSConfig,
 )
+from msq.process import add_log_level, on_stop_signals, setup_logging
 from msq.proto.transport import DEFAULT_FRONTEND
 
 log = logging.getLogger("msq.gateways.grpc")
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="require a client certificate signed by --tls-ca (mutual TLS)",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default %(default)s)")
+    add_log_level(parser)
     return parser
 
 
@@ -92,9 +92,7 @@ async def serve(settings: GatewaySettings) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
     gateway = Gateway(settings)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+    on_stop_signals(stopping.set, asyncio.get_running_loop())
     await gateway.start()
     scheme = "TLS" if settings.tls is not None else "plaintext"
     log.info("serving %s on %s, broker %s", scheme, gateway.address, settings.broker)
@@ -108,9 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `msq-grpc-gateway`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    setup_logging("msq-grpc-gateway", args.log_level)
     try:
         settings = settings_from(args)
     except ValueError as exc:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 from pathlib import Path
 
 from msq.launcher.supervisor import Child, Supervisor
+from msq.process import add_log_level, on_stop_signals, setup_logging
 from msq.proto import transport
 
 #: Seconds each stage may take to become ready (workers load and warm up their models).
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-grpc", action="store_true", help="do not start the gRPC gateway")
     serve.add_argument("--no-rest", action="store_true", help="do not start the REST gateway")
-    serve.add_argument("--log-level", default="INFO")
+    add_log_level(serve)
     return parser  # fmt: skip
 
 
@@ -74,8 +73,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
         ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
          *log_level],
     )  # fmt: skip
-    total = len(servables) * args.workers
-    threads = str(max(1, (os.cpu_count() or 1) // total))
+    workers_on_host = str(len(servables) * args.workers)
     workers = [
         Child(
             f"worker {servable} #{index}",
@@ -89,8 +87,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 servable,
                 "--broker",
                 args.broker_backend,
-                "--threads",
-                threads,
+                "--workers-on-host",
+                workers_on_host,
                 *log_level,
             ],
         )
@@ -127,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `msq serve` until Ctrl-C or SIGTERM; stop every process it started."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="msq: %(message)s")
+    setup_logging("msq", args.log_level)
     if not args.servable_dir.is_dir():
         parser.error(f"{args.servable_dir} is not a directory")
     try:
@@ -135,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     supervisor = Supervisor()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: supervisor.stop())
+    on_stop_signals(supervisor.stop)
     try:
         for stage in stages:
             supervisor.start(*stage, timeout_s=START_TIMEOUT_S)

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import IO
 
+from msq.process import is_ready_line
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -73,7 +75,7 @@ class Child:
     def _relay(self, stream: IO[bytes]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
-            if " ready" in line and line.startswith("msq-"):
+            if is_ready_line(line):
                 self.ready.set()
             sys.stderr.write(f"[{self.name}] {line}\n")
             sys.stderr.flush()

@@ -9,14 +9,13 @@ Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once regi
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 import zmq
 
+from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
@@ -103,21 +102,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_positive,
         help="largest batch for dynamic-batch models (overrides the servable)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        type=str.upper,
-    )
+    add_log_level(parser, default="WARNING")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM or SIGINT; 1 if the servable or device cannot be used."""
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("msq-worker", args.log_level)
     try:
         _check_endpoint(args.broker)
     except ValueError as exc:
@@ -152,15 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal announced
         if not announced:
             announced = True
-            print(
-                f"msq-worker ready: {servable.name} v{servable.version} on {args.device}",
-                file=sys.stderr,
-                flush=True,
-            )
+            announce_ready("msq-worker", f"{servable.name} v{servable.version} on {args.device}")
 
     loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: loop.stop())
+    on_stop_signals(loop.stop)
     loop.run()
     return 0
 

@@ -1,15 +1,15 @@
-"""MindIR models on a device: loading, batch geometry, padding and warm-up.
+"""MindIR models on a device: loading, input checks, batching with padding, and warm-up.
 
 Each declared model (one file per subgraph) becomes a `LoadedModel`. Its batch geometry comes
-from the graph's input shapes: a dynamic batch dim (-1) runs the allowed sizes (padded up to
-the smallest that fits), a fixed batch N runs N, and `with_batch_dim=False` runs one instance
-per call. Padding rows are zeros and are never returned.
+from the graph's input shapes (`msq.workers.geometry`): a dynamic batch dim (-1) runs the
+allowed sizes (padded up to the smallest that fits), a fixed batch N runs N, and
+`with_batch_dim=False` runs one instance per call. Padding rows are zeros and are never
+returned. Inputs are checked with the rule of `msq.proto.validation`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,9 @@ from mindspore.train import mind_ir_pb2
 
 from msq.proto.codec import numeric_name
 from msq.proto.errors import ErrorKind
+from msq.proto.validation import input_mismatch
 from msq.workers.definition import Model, ServableLoadError
+from msq.workers.geometry import InputSpec, Shape, batch_geometry
 from msq.workers.values import InstanceError, Value
 
 logger = logging.getLogger(__name__)
@@ -44,18 +46,6 @@ _DTYPES = {
     "FLOAT64": "float64",
 }
 
-Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class InputSpec:
-    """A model input per instance: dtype and shape (-1: any size); `shared` inputs have no
-    batch dim and one value serves the whole batch."""
-
-    dtype: str
-    shape: Shape
-    shared: bool = False
-
 
 @dataclass(slots=True)
 class Subgraph:
@@ -66,12 +56,6 @@ class Subgraph:
     sizes: tuple[int, ...]
     batched: bool
     outputs: tuple[tuple[str, Shape], ...] | None = None
-
-
-def _shape_fits(shape: Shape, spec: Shape) -> bool:
-    if len(shape) != len(spec):
-        return False
-    return all(want in (-1, got) for got, want in zip(shape, spec, strict=True))
 
 
 def _merge(first: Shape, other: Shape) -> Shape:
@@ -101,35 +85,14 @@ class LoadedModel:
         except (RuntimeError, ValueError, OSError, DecodeError) as exc:
             raise ServableLoadError(f"cannot load model file {path}: {exc}") from exc
         dims = [self._input(path, k, value) for k, value in enumerate(proto.graph.input)]
-        shared = self.model.without_batch_dim_inputs
-        if any(index >= len(dims) for index in shared):
-            raise ServableLoadError(
-                f"{path.name}: without_batch_dim_inputs {list(shared)} names inputs the model "
-                f"lacks (it has {len(dims)})"
-            )
-        if not self.model.with_batch_dim:
-            inputs = tuple(InputSpec(dtype, shape) for dtype, shape in dims)
-            return Subgraph(cell, inputs, (1,), batched=False)
-        batch_dims = set()
-        for k, (_, shape) in enumerate(dims):
-            if k not in shared and not shape:
-                raise ServableLoadError(
-                    f"{path.name}: input {k} is a scalar without a batch dim; list it in "
-                    "without_batch_dim_inputs or declare the model with with_batch_dim=False"
-                )
-            if k not in shared:
-                batch_dims.add(shape[0])
-        if len(batch_dims) != 1:
-            raise ServableLoadError(
-                f"{path.name}: inputs with a batch dim disagree on its size {sorted(batch_dims)}; "
-                "list inputs without a batch dim in without_batch_dim_inputs"
-            )
-        batch = batch_dims.pop()
-        inputs = tuple(
-            InputSpec(dtype, shape, shared=True) if k in shared else InputSpec(dtype, shape[1:])
-            for k, (dtype, shape) in enumerate(dims)
+        geometry = batch_geometry(
+            path.name,
+            dims,
+            with_batch_dim=self.model.with_batch_dim,
+            shared=self.model.without_batch_dim_inputs,
+            dynamic_sizes=dynamic_sizes,
         )
-        return Subgraph(cell, inputs, dynamic_sizes if batch < 0 else (batch,), batched=True)
+        return Subgraph(cell, geometry.inputs, geometry.sizes, geometry.batched)
 
     @staticmethod
     def _input(path: Path, index: int, value: Any) -> tuple[str, Shape]:
@@ -150,11 +113,8 @@ class LoadedModel:
     # ------------------------------------------------------------------------------ running
 
     def prepare(self, values: Sequence[Value], subgraph: int) -> tuple[np.ndarray, ...]:
-        """Check one instance's inputs against the model; raise `InstanceError` if they differ.
-
-        A value with the right number of elements but another shape is reshaped (MindSpore
-        Serving checked sizes only).
-        """
+        """Check one instance's inputs against the model (`msq.proto.validation`'s rule: dtype
+        and shape, never reshaped); raise `InstanceError` if they differ."""
         specs = self.subgraph(subgraph).inputs
         if len(values) != len(specs):
             raise InstanceError(
@@ -174,22 +134,12 @@ class LoadedModel:
                 f"Given model input {index} is {kind}, not the data type {spec.dtype} defined "
                 f"in model {self.key}",
             )
-        if numeric_name(value.dtype) != spec.dtype:
-            raise InstanceError(
-                ErrorKind.INVALID_INPUT,
-                f"Given model input {index} data type {value.dtype.name} not match the data "
-                f"type {spec.dtype} defined in model {self.key}",
-            )
-        if _shape_fits(value.shape, spec.shape):
-            return value
-        if -1 not in spec.shape and value.size == math.prod(spec.shape):
-            return value.reshape(spec.shape)
-        expected = math.prod(spec.shape) * value.itemsize
-        raise InstanceError(
-            ErrorKind.INVALID_INPUT,
-            f"Given model input {index} size {value.nbytes} not match the size {expected} "
-            f"defined in model {self.key}: shape {list(value.shape)}, expected {list(spec.shape)}",
-        )
+        dtype = numeric_name(value.dtype) or str(value.dtype)  # a table look-up, per instance
+        tensor = (dtype, value.shape, value.nbytes)
+        problem = input_mismatch(str(index), tensor, (spec.dtype, spec.shape), model=self.key)
+        if problem is not None:
+            raise InstanceError(ErrorKind.INVALID_INPUT, problem)
+        return value
 
     def run(self, instances: Sequence[Sequence[Value]], subgraph: int) -> list[tuple[Value, ...]]:
         """Check and run instances (`Model.call`); one bad instance fails the call."""

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from msq.proto.codec import CodecError, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Instance, InstanceOutcome
+from msq.proto.validation import missing_input
 from msq.workers.definition import MethodDef, Model, Placeholder, StageDef
 from msq.workers.model import LoadedModel
 from msq.workers.values import InstanceError, Value, canonical, stage_view
@@ -67,8 +68,7 @@ class MethodRunner:
         for index, name in enumerate(self.method.input_names):
             tensor = instance.get(name)
             if tensor is None:
-                message = f"Cannot find input {name} in instance input"
-                return Failure(ErrorKind.INVALID_INPUT, message)
+                return Failure(ErrorKind.INVALID_INPUT, missing_input(name))
             try:
                 state[Placeholder(0, index)] = canonical(from_wire(tensor), f"input {name}")
             except CodecError as exc:

@@ -153,12 +153,12 @@ def test_input_validation_in_the_worker(run_pipes: RunMethod) -> None:
         {"x1": f32(2, 2)},
         {**good, "x2": np.ones((2, 2), np.int32)},
         {**good, "x2": f32(3, 2)},
-        {**good, "x2": f32(4, value=2)},  # same size: reshaped, as MindSpore Serving allowed
+        {**good, "x2": f32(4, value=2)},  # the right size is not enough: never reshaped
         {**good, "x2": "text"},
         {**good, "extra": f32(1)},  # extra items are ignored
     ]
     outcomes = run_pipes("add_common", instances)
-    assert outcomes[:3] == [
+    assert outcomes[:5] == [
         Failure(ErrorKind.INVALID_INPUT, "Cannot find input x2 in instance input"),
         Failure(
             ErrorKind.INVALID_INPUT,
@@ -167,16 +167,34 @@ def test_input_validation_in_the_worker(run_pipes: RunMethod) -> None:
         ),
         Failure(
             ErrorKind.INVALID_INPUT,
-            "Given model input 1 size 24 not match the size 16 defined in model add_dyn.mindir: "
-            "shape [3, 2], expected [2, 2]",
+            "Given model input 1 size 24 not match the size 16 defined in model add_dyn.mindir",
+        ),
+        Failure(
+            ErrorKind.INVALID_INPUT,
+            "Given model input 1 shape [4] not match the shape [2, 2] defined in model "
+            "add_dyn.mindir",
+        ),
+        Failure(
+            ErrorKind.INVALID_INPUT,
+            "Given model input 1 is string, not the data type float32 defined in model "
+            "add_dyn.mindir",
         ),
     ]
-    assert values(outcomes[3], "y") == [[3.0, 3.0], [3.0, 3.0]]
-    assert outcomes[4] == Failure(
-        ErrorKind.INVALID_INPUT,
-        "Given model input 1 is string, not the data type float32 defined in model add_dyn.mindir",
-    )
     assert values(outcomes[5], "y") == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_a_python_stage_giving_the_model_a_wrong_shape_fails_that_instance(
+    run_pipes: RunMethod,
+) -> None:
+    """`flattened` turns x1 [2, 2] into [4]: the right byte size, the wrong shape."""
+    x = f32(2, 2, value=1)
+    assert run_pipes("flattened", [{"x1": x, "x2": x}]) == [
+        Failure(
+            ErrorKind.INVALID_INPUT,
+            "Given model input 0 shape [4] not match the shape [2, 2] defined in model "
+            "add_dyn.mindir",
+        )
+    ]
 
 
 def test_malformed_wire_tensor_fails_that_instance(pipes: LoadedServable) -> None:

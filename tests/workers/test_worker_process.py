@@ -144,7 +144,7 @@ def test_ready_announces_the_servable(workers: dict[str, Served]) -> None:
     assert (ready.servable, ready.version, ready.capacity, ready.device) == ("pipes", 1, 3, "cpu")
     assert ready.pid == workers["pipes"].proc.pid
     methods = {method.name: method for method in ready.methods}
-    assert len(methods) == 14
+    assert len(methods) == 15
     assert methods["add_common"] == MethodSignature(
         "add_common",
         (TensorSpec("x1", "float32", (2, 2)), TensorSpec("x2", "float32", (2, 2))),
@@ -183,6 +183,20 @@ def test_jobs_give_exact_results(workers: dict[str, Served]) -> None:
     )
     missing = run_job(pipes, Job(3, "absent", 1, instances[:1]))
     assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: absent")]
+
+
+def test_a_wrong_shape_from_a_python_stage_fails_in_the_worker(
+    workers: dict[str, Served],
+) -> None:
+    x = encode({"x1": f32(2, 2), "x2": f32(2, 2)})
+    result = run_job(workers["pipes"], Job(8, "flattened", 1, [x]))
+    assert result.outcomes == [
+        Failure(
+            ErrorKind.INVALID_INPUT,
+            "Given model input 0 shape [4] not match the shape [2, 2] defined in model "
+            "add_dyn.mindir",
+        )
+    ]
 
 
 def test_large_tensors_travel_in_their_own_frames(workers: dict[str, Served]) -> None:
@@ -265,30 +279,21 @@ def test_sigterm_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
 
 def test_cli_errors_exit_with_a_clear_message(servable_dir: Path) -> None:
     command = [sys.executable, "-m", "msq.workers.cli", "--servable-dir", str(servable_dir)]
-    gpu = subprocess.run(
-        [*command, "--servable", "legacy", "--device", "gpu:0"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], check=False, capture_output=True, text=True, timeout=timeout_s
+        )
+
+    gpu = run("--servable", "legacy", "--device", "gpu:0", timeout_s=120)
     assert gpu.returncode == 1
     assert "msq-worker: device gpu:0 is not available" in gpu.stderr
-    bad = subprocess.run(
-        [*command, "--servable", "legacy:x"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad = run("--servable", "legacy:x")
     assert bad.returncode == 2
     assert "invalid servable 'legacy:x': use NAME or NAME:VERSION" in bad.stderr
-    endpoint = subprocess.run(
-        [*command, "--servable", "legacy", "--broker", "127.0.0.1:5601"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    endpoint = run("--servable", "legacy", "--broker", "127.0.0.1:5601")
     assert endpoint.returncode == 1
     assert "msq-worker: invalid broker endpoint '127.0.0.1:5601'" in endpoint.stderr
+    level = run("--servable", "legacy", "--log-level", "loud")
+    assert level.returncode == 2
+    assert "--log-level: invalid choice: 'LOUD'" in level.stderr

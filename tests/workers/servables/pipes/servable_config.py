@@ -133,3 +133,12 @@ def odd_value(x):
 @register.register_method(output_names=["y"])
 def unsupported_output(x):
     return register.add_stage(odd_value, x)
+
+
+def flatten(x):
+    return x.reshape(-1)  # the right size for add_dyn.mindir, the wrong shape
+
+
+@register.register_method(output_names=["y"])
+def flattened(x1, x2):
+    return register.add_stage(add, register.add_stage(flatten, x1), x2)
