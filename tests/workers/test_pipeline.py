@@ -191,12 +191,14 @@ def test_malformed_wire_tensor_fails_that_instance(pipes: LoadedServable) -> Non
 
 
 def test_execute_a_job(pipes: LoadedServable) -> None:
-    job = Job(7, "affine", 4, [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})])
+    job = Job(
+        7, "affine", [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})], 60_000.0
+    )
     result = pipes.execute(job)
     assert result.job_id == 7
     assert [values(decode(o), "y") for o in result.outcomes] == [[3.0] * 3, [5.0] * 3]
     assert result.compute_ms > 0
-    missing = pipes.execute(Job(8, "nope", 1, [encode({"x": f32(3)})] * 2))
+    missing = pipes.execute(Job(8, "nope", [encode({"x": f32(3)})] * 2, 60_000.0))
     assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: nope")] * 2
 
 
