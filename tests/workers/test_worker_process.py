@@ -21,6 +21,7 @@ import zmq
 from msq.proto import transport
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
+    PROTOCOL_VERSION,
     BatchPolicy,
     Disconnect,
     Heartbeat,
@@ -199,9 +200,10 @@ def test_malformed_messages_are_dropped(workers: dict[str, Served]) -> None:
     pipes = workers["pipes"]
     for frames in (
         [b"\xc1 not msgpack"],
-        [msgpack.packb({"v": 1, "c": "what"})],
-        [msgpack.packb({"v": 1, "c": "job", "id": 9})],
-        [msgpack.packb({"v": 99, "c": "hb"})],
+        [msgpack.packb([PROTOCOL_VERSION, "what"])],
+        [msgpack.packb([PROTOCOL_VERSION, "Job", 9])],
+        [msgpack.packb([99, "Heartbeat"])],
+        [msgpack.packb({"v": 1, "c": "hb"})],
     ):
         pipes.broker.send_frames(frames)
     result = run_job(pipes, Job(5, "affine", [encode({"x": f32(3, value=1)})], 60_000.0))
@@ -211,6 +213,19 @@ def test_malformed_messages_are_dropped(workers: dict[str, Served]) -> None:
     assert "dropped a malformed message from the broker: message header is not valid" in log
     assert "unknown command 'what'" in log
     assert "protocol version 99 is not supported" in log
+    assert "message header is not an array" in log  # a peer of protocol version 1
+
+
+def test_a_job_past_its_deadline_is_answered_timed_out_without_computing(
+    workers: dict[str, Served],
+) -> None:
+    pipes = workers["pipes"]
+    result = run_job(pipes, Job(8, "affine", [encode({"x": f32(3)})] * 2, 0.0))
+    prefix = "request timed out: its deadline passed 0 ms ago before worker "
+    assert [o.kind for o in result.outcomes] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
+    assert all(o.message.startswith(prefix) for o in result.outcomes)  # type: ignore[union-attr]
+    assert result.outcomes[0].message.endswith("started method 'affine'")  # type: ignore[union-attr]
+    assert result.compute_ms == 0.0
 
 
 def test_heartbeats_when_idle(workers: dict[str, Served]) -> None:
