@@ -96,6 +96,7 @@ def header(command: str, *fields: object, version: int = PROTOCOL_VERSION) -> by
     [
         ([], "empty message", None),
         ([b"\xc1\xff"], "not valid msgpack", None),
+        ([b"\x91" * 100_000], "not valid msgpack", None),  # nested too deep
         ([msgpack.packb({"v": 2, "c": "Heartbeat"})], "not an array", None),
         ([header("Heartbeat", version=1)], "protocol version 1 is not supported", None),
         ([header("nope", 3)], "unknown command 'nope'", None),
