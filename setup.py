@@ -25,7 +25,7 @@ setup(
         "mindspore>=2.5",
         "numpy>=1.24",
         "pyzmq>=25",
-        "msgpack>=1.0",
+        "msgspec>=0.22",
         "grpcio>=1.85.1",
         "grpcio-health-checking>=1.85",
         "grpcio-reflection>=1.85",
@@ -53,6 +53,7 @@ setup(
             "ruff>=0.5",
             "mypy>=1.10",
             "types-protobuf",
+            "msgpack>=1.0",  # tests write raw frames with an independent msgpack implementation
             "msgpack-types",
             "tqdm>=4.66",
             "matplotlib>=3.8",

@@ -12,6 +12,7 @@ from msq.broker.loop import BrokerLoop
 from msq.broker.settings import BatchingOverride, BrokerSettings, load_overrides
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto import transport
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--default-timeout",
         type=float,
-        default=300.0,
+        default=DEFAULT_TIMEOUT_S,
         help="deadline (s) of requests that set none (default %(default)s)",
     )
     parser.add_argument(

@@ -17,12 +17,14 @@ import enum
 import heapq
 import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from msq.broker.catalog import Catalog, describe
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
+from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
@@ -223,6 +225,13 @@ class BrokerCore:
             failure = Failure(ErrorKind.INVALID_INPUT, f"duplicate request id {request.request_id}")
             self._reject(client, request.request_id, failure)
             return
+        if request.timeout_ms is not None and not math.isfinite(request.timeout_ms):
+            failure = Failure(
+                ErrorKind.INVALID_INPUT,
+                f"timeout_ms must be a finite number, not {request.timeout_ms}",
+            )
+            self._reject(client, request.request_id, failure)
+            return
         checked = [
             check_instance(instance, route.signature.inputs) for instance in request.instances
         ]
@@ -236,16 +245,12 @@ class BrokerCore:
             )
             self._reject(client, request.request_id, failure, version=route.key.version)
             return
-        timeout_s = (
-            self.settings.default_timeout_s
-            if request.timeout_ms is None
-            else request.timeout_ms / 1000.0
-        )
+        deadline = self._deadline(request, now)
         outcomes: list[InstanceOutcome | None] = [
             item if isinstance(item, Failure) else None for item in checked
         ]
         pending = PendingRequest(
-            client, request.request_id, route, outcomes, remaining=valid, deadline=now + timeout_s
+            client, request.request_id, route, outcomes, remaining=valid, deadline=deadline
         )
         stats = route.stats
         stats.requests += 1
@@ -256,7 +261,7 @@ class BrokerCore:
         if valid == 0:
             self._finish(pending)
             return
-        if timeout_s <= 0:
+        if deadline.expired(now):
             self._fail_request(
                 pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
             )
@@ -268,6 +273,14 @@ class BrokerCore:
             if not isinstance(item, Failure):
                 route.push(QueuedInstance(pending, index, item, now, eager=eager))
         self._dispatch(route, now)
+
+    def _deadline(self, request: Request, now: float) -> Deadline:
+        """The request's deadline on the broker's clock: its `timeout_ms` (the time its gateway
+        has left), else the default timeout."""
+        given = None if request.timeout_ms is None else request.timeout_ms / 1000.0
+        return resolve_deadline(
+            {DeadlineSource.REQUEST: given}, now, default_s=self.settings.default_timeout_s
+        )
 
     def _reject(self, client: bytes, request_id: int, failure: Failure, version: int = 0) -> None:
         self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
@@ -292,13 +305,7 @@ class BrokerCore:
             worker.last_sent = now
             worker.jobs.add(job_id)
             route.in_flight += 1
-            job = Job(
-                job_id,
-                route.key.method,
-                route.policy.aligned(size),
-                [item.payload for item in items],
-            )
-            self._emit(Endpoint.BACKEND, worker.worker_id, job)
+            self._emit(Endpoint.BACKEND, worker.worker_id, _job(job_id, route, items, now))
 
     def _free_worker(self, route: Route) -> WorkerState | None:
         best: WorkerState | None = None
@@ -435,7 +442,7 @@ class BrokerCore:
 
     def _watch_deadline(self, pending: PendingRequest) -> None:
         deadlines = self._deadlines
-        heapq.heappush(deadlines, (pending.deadline, (pending.client, pending.request_id)))
+        heapq.heappush(deadlines, (pending.deadline.at, (pending.client, pending.request_id)))
         # Entries of answered requests leave the heap only at their deadline: rebuild it when
         # they dominate, so memory follows the requests in flight, not the request rate.
         if len(deadlines) > 2 * len(self.requests) + _DEADLINE_SLACK:
@@ -447,8 +454,8 @@ class BrokerCore:
         while deadlines and deadlines[0][0] <= now:
             _, key = heapq.heappop(deadlines)
             pending = self.requests.get(key)
-            if pending is not None and pending.deadline <= now:
-                waited_ms = (now - pending.deadline) * 1000.0
+            if pending is not None and pending.deadline.expired(now):
+                waited_ms = -pending.deadline.remaining_s(now) * 1000.0
                 failure = Failure(
                     ErrorKind.TIMEOUT,
                     f"request timed out: its deadline passed {waited_ms:.0f} ms ago before "
@@ -467,6 +474,13 @@ class BrokerCore:
 
     def _live_routes(self) -> list[Route]:
         return [route for route in self.catalog.routes() if route.live]
+
+
+def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> Job:
+    """The job that runs `items` now: it carries the time left until the latest deadline of
+    their requests (the worker drops it unstarted once that has passed)."""
+    latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
+    return Job(job_id, route.key.method, [item.payload for item in items], latest.timeout_ms(now))
 
 
 def _check_ready(ready: Ready) -> str | None:

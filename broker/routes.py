@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from msq.broker.stats import RouteStats
+from msq.proto.deadline import Deadline
 from msq.proto.messages import BatchPolicy, Instance, InstanceOutcome, MethodSignature
 
 
@@ -27,7 +28,7 @@ class PendingRequest:
     route: Route
     outcomes: list[InstanceOutcome | None]
     remaining: int
-    deadline: float
+    deadline: Deadline
     done: bool = False
     queued: int = 0
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.messages import BatchPolicy
 
 
@@ -55,7 +56,7 @@ class BrokerSettings:
 
     heartbeat_interval_s: float = 1.0
     heartbeat_liveness: int = 3
-    default_timeout_s: float = 300.0
+    default_timeout_s: float = DEFAULT_TIMEOUT_S
     job_timeout_s: float = 120.0
     max_redispatch: int = 2
     overrides: dict[str, BatchingOverride] = field(default_factory=dict)

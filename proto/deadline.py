@@ -25,6 +25,7 @@ class DeadlineSource(enum.Enum):
     TIMEOUT_PARAMETER = "the V2 'timeout' parameter"
     TIMEOUT_HEADER = "the X-MSQ-Timeout-Ms header"
     REQUEST = "the request's timeout"
+    JOB = "the job's time left"
     DEFAULT = "the server's default timeout"
 
 

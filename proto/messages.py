@@ -1,6 +1,8 @@
 """Message types of msq's internal protocol (gateway <-> broker <-> worker).
 
-These are plain data; `msq.proto.wire` turns them into ZeroMQ frames and back.
+These are plain data; `msq.proto.wire` derives their encoding from these declarations (field
+order and types), so a new field needs no change there. `docs/protocol.md` is checked against
+them by `tests/proto/test_protocol_doc.py`.
 An instance is a mapping of input (or output) names to `WireTensor`s.
 """
 
@@ -13,7 +15,7 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
@@ -129,12 +131,17 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """Broker -> worker: run `method` on these instances, padded to `batch_size`."""
+    """Broker -> worker: run `method` on these instances.
+
+    `timeout_ms` is the time left, when the broker sent the job, until the latest deadline of
+    the instances' requests; a worker answers a job it has not started by then as timed out.
+    The worker pads each model call to that model's own batch sizes.
+    """
 
     job_id: int
     method: str
-    batch_size: int
     instances: list[Instance]
+    timeout_ms: float
 
 
 @dataclass(frozen=True, slots=True)

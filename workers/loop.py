@@ -7,6 +7,8 @@ lost: it closes its DEALER and registers again on a new one, waiting 1 s, 2 s, .
 each encoded `Result` back through an inproc PAIR socket, which wakes the main thread; a job
 expected to be quick (under `INLINE_LIMIT_MS`) runs on the main thread itself when the compute
 thread is idle.
+A job's `timeout_ms` becomes a deadline on this worker's clock when the job arrives; a job still
+unstarted at its deadline is answered timed out without being computed (`JobRunner`).
 Results of jobs received before a re-registration are dropped: the broker has re-queued them.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 import zmq
 
 from msq.proto import transport
+from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Disconnect, Heartbeat, Job, Message, Ready, Result
 from msq.proto.wire import WireError
@@ -37,6 +40,49 @@ _DRAIN_LIMIT = 100
 #: the I/O thread when the compute thread is idle: it saves two thread hand-offs (~0.1 ms)
 #: and delays heartbeats by about this much at most.
 INLINE_LIMIT_MS = 20.0
+
+
+class JobRunner:
+    """Runs a worker's jobs, each against its deadline on this worker's clock.
+
+    A job whose deadline passed before it started is not computed: each of its instances is
+    answered with a TIMEOUT failure, and `expired` counts such jobs. An exception from
+    `execute` fails the job's instances with an INTERNAL failure. Thread-safe.
+    """
+
+    def __init__(
+        self, execute: Callable[[Job], Result], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.execute = execute
+        self.clock = clock
+        #: Jobs answered timed out without being computed.
+        self.expired = 0
+        self._lock = threading.Lock()
+
+    def received(self, job: Job) -> Deadline:
+        """The deadline of a job that has just arrived."""
+        return Deadline.after(job.timeout_ms / 1000.0, DeadlineSource.JOB, self.clock())
+
+    def run(self, job: Job, deadline: Deadline) -> Result:
+        """The job's result, computed only if its deadline has not passed."""
+        now = self.clock()
+        if deadline.expired(now):
+            with self._lock:
+                self.expired += 1
+            late_ms = -deadline.remaining_s(now) * 1000.0
+            failure = Failure(
+                ErrorKind.TIMEOUT,
+                f"request timed out: its deadline passed {late_ms:.0f} ms ago before worker "
+                f"{os.getpid()} started method '{job.method}'",
+            )
+            logger.info("job %d not computed: %s", job.job_id, failure.message)
+            return Result(job.job_id, [failure] * len(job.instances))
+        try:
+            return self.execute(job)
+        except Exception as exc:  # a bug must not stop the worker: fail the job's instances
+            logger.exception("job %d of method %s failed", job.job_id, job.method)
+            failure = Failure(ErrorKind.INTERNAL, f"worker {os.getpid()} failed the job: {exc}")
+            return Result(job.job_id, [failure] * len(job.instances))
 
 
 class WorkerLoop:
@@ -55,14 +101,14 @@ class WorkerLoop:
     ) -> None:
         self.broker = broker
         self.ready = ready
-        self.execute = execute
+        self.runner = JobRunner(execute)
         self.heartbeat_s = heartbeat_s
         self.liveness_s = liveness_s
         self.max_retry_delay_s = max_retry_delay_s
         self.on_registered = on_registered
         self._stopping = threading.Event()
         self._context: zmq.Context[Any] = zmq.Context()
-        self._jobs: queue.SimpleQueue[tuple[int, Job] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[int, Job, Deadline] | None] = queue.SimpleQueue()
         self._results_address = f"inproc://msq-worker-results-{id(self)}"
         self._results = self._context.socket(zmq.PAIR)
         self._results.bind(self._results_address)
@@ -159,11 +205,12 @@ class WorkerLoop:
         match message:
             case Job():
                 self._retry_delay_s = 0.0
+                deadline = self.runner.received(message)
                 if self._runs_inline(message):
-                    self._send(self._run(message))
+                    self._send(self._run(message, deadline))
                 else:
                     self._queued += 1
-                    self._jobs.put((self._generation, message))
+                    self._jobs.put((self._generation, message, deadline))
             case Heartbeat():
                 self._retry_delay_s = 0.0
             case Disconnect():
@@ -212,19 +259,15 @@ class WorkerLoop:
         results.connect(self._results_address)
         try:
             while (item := self._jobs.get()) is not None:
-                generation, job = item
-                result = self._run(job)
+                generation, job, deadline = item
+                result = self._run(job, deadline)
                 header = generation.to_bytes(8, "little")
                 results.send_multipart([header, *transport.frames_of(result)], copy=False)
         finally:
             results.close(linger=0)
 
-    def _run(self, job: Job) -> Result:
-        try:
-            result = self.execute(job)
-        except Exception as exc:  # a bug must not stop the worker: fail the job's instances
-            logger.exception("job %d of method %s failed", job.job_id, job.method)
-            failure = Failure(ErrorKind.INTERNAL, f"worker {os.getpid()} failed the job: {exc}")
-            return Result(job.job_id, [failure] * len(job.instances))
-        self._instance_ms[job.method] = result.compute_ms / max(1, len(job.instances))
+    def _run(self, job: Job, deadline: Deadline) -> Result:
+        result = self.runner.run(job, deadline)
+        if result.compute_ms > 0:
+            self._instance_ms[job.method] = result.compute_ms / max(1, len(job.instances))
         return result

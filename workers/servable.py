@@ -101,10 +101,7 @@ class LoadedServable:
     signatures: tuple[MethodSignature, ...]
 
     def execute(self, job: Job) -> Result:
-        """Run a job: one outcome per instance, in order.
-
-        `job.batch_size` is not needed: each model pads to its own sizes.
-        """
+        """Run a job: one outcome per instance, in order (each model pads to its own sizes)."""
         start = time.perf_counter()
         runner = self.methods.get(job.method)
         outcomes: list[InstanceOutcome]

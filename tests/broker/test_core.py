@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from msq.broker.core import Endpoint
 from msq.broker.settings import BatchingOverride
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Cancel, Disconnect, Heartbeat, Result, StatusQuery
 from tests.broker.factories import (
@@ -28,7 +31,6 @@ def test_request_is_dispatched_and_answered_in_order() -> None:
     ((peer, job),) = jobs(out)
     assert peer == W1
     assert job_values(job) == [1.0, 2.0, 3.0]
-    assert job.batch_size == 4
     (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.01))
     assert reply.request_id == 1 and reply.version == 1 and reply.error is None
     assert first_values(reply) == [1.0, 2.0, 3.0]
@@ -104,7 +106,6 @@ def test_jobs_coalesce_instances_of_different_requests_up_to_the_batch_size() ->
         assert jobs(core.on_request(GATEWAY, request(request_id, [float(request_id)]), 0.0)) == []
     ((_, batch),) = jobs(core.on_worker_message(W1, echo_result(first), 0.001))
     assert job_values(batch) == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
-    assert batch.batch_size == 8
     answered = replies(core.on_worker_message(W1, echo_result(batch), 0.002))
     assert sorted(r.request_id for r in answered) == list(range(2, 10))
     assert all(first_values(r) == [float(r.request_id)] for r in answered)
@@ -118,7 +119,7 @@ def test_partial_batch_waits_for_the_window_while_a_job_runs() -> None:
     assert core.next_wakeup(0.001) == 0.001 + 0.005
     assert jobs(core.tick(0.005)) == []
     ((_, job),) = jobs(core.tick(0.006))
-    assert job_values(job) == [2.0, 3.0] and job.batch_size == 2
+    assert job_values(job) == [2.0, 3.0]
 
 
 def test_a_full_batch_never_waits() -> None:
@@ -274,3 +275,38 @@ def test_answered_requests_are_not_kept_until_their_deadline() -> None:
         assert reply.request_id == request_id
     assert core.requests == {}
     assert len(core._deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
+
+
+def test_a_job_carries_the_time_left_until_the_latest_deadline_of_its_requests() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(capacity=1, sizes=(1, 2, 4, 8)), 0.0)
+    ((_, first),) = jobs(core.on_request(GATEWAY, request(1, [1.0], timeout_ms=100.0), 0.0))
+    assert first.timeout_ms == 100.0
+    core.on_request(GATEWAY, request(2, [2.0], timeout_ms=500.0), 0.010)  # deadline 0.51
+    core.on_request(GATEWAY, request(3, [3.0], timeout_ms=200.0), 0.020)  # deadline 0.22
+    ((_, second),) = jobs(core.on_worker_message(W1, echo_result(first), 0.040))
+    assert job_values(second) == [2.0, 3.0]
+    assert second.timeout_ms == pytest.approx(470.0)
+
+
+def test_without_a_timeout_the_system_default_applies_and_redispatch_carries_the_rest() -> None:
+    core = new_core()
+    assert core.settings.default_timeout_s == DEFAULT_TIMEOUT_S
+    core.on_worker_message(W1, ready(), 0.0)
+    core.on_worker_message(W2, ready(), 0.0)
+    ((lost, job),) = jobs(core.on_request(GATEWAY, request(1, [1.0]), 0.0))
+    assert job.timeout_ms == DEFAULT_TIMEOUT_S * 1000.0
+    ((_, again),) = jobs(core.on_worker_lost(lost, 2.5, "gone"))
+    assert again.timeout_ms == pytest.approx((DEFAULT_TIMEOUT_S - 2.5) * 1000.0)
+
+
+def test_a_timeout_that_is_not_a_finite_number_is_invalid_input() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(), 0.0)
+    for request_id, timeout_ms in ((1, float("nan")), (2, float("inf"))):
+        (reply,) = replies(
+            core.on_request(GATEWAY, request(request_id, [1.0], timeout_ms=timeout_ms), 0.0)
+        )
+        assert reply.error == Failure(
+            ErrorKind.INVALID_INPUT, f"timeout_ms must be a finite number, not {timeout_ms}"
+        )

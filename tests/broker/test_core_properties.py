@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.settings import BrokerSettings
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Heartbeat, Job, Reply
 from tests.broker.factories import GATEWAY, echo_result, first_values, job_values, ready, request
@@ -50,8 +52,8 @@ class Simulation:
             message = item.message
             if isinstance(message, Job):
                 assert item.endpoint is Endpoint.BACKEND and item.peer in self.running
-                assert 1 <= len(message.instances) <= message.batch_size
-                assert message.batch_size in SIZES
+                assert 1 <= len(message.instances) <= SIZES[-1]
+                self.check_job_deadline(message)
                 self.running[item.peer].append(message)
             elif isinstance(message, Reply):
                 assert message.request_id not in self.answered, "answered twice"
@@ -61,6 +63,12 @@ class Simulation:
         # capacity 3 x batch 8 instances) go back to the queue on top of it.
         for route in self.core.catalog.servables.get("model", {}).get(1, {}).values():
             assert route.live <= QUEUE_LIMIT + self.lost * 3 * SIZES[-1]
+
+    def check_job_deadline(self, job: Job) -> None:
+        """A job carries the time left until the latest deadline of its instances' requests."""
+        requests = {int(value // 100) for value in job_values(job)}
+        latest = max(self.sent[request_id][1] for request_id in requests)
+        assert job.timeout_ms == pytest.approx(max(0.0, (latest - self.now) * 1000.0))
 
     def register(self, capacity: int) -> None:
         worker = b"w%d" % self.next_worker
@@ -86,7 +94,7 @@ class Simulation:
             self.next_request += 1
             values = [request_id * 100.0 + i for i in range(count)]
             timeout_ms = None if timeout is None else float(timeout)  # type: ignore[arg-type]
-            deadline = self.now + (timeout_ms / 1000 if timeout_ms else 300.0)
+            deadline = self.now + (timeout_ms / 1000 if timeout_ms else DEFAULT_TIMEOUT_S)
             self.sent[request_id] = (values, deadline)
             req = request(request_id, values, timeout_ms=timeout_ms)
             self.absorb(self.core.on_request(GATEWAY, req, self.now))
@@ -158,14 +166,14 @@ def test_every_request_is_answered_once_in_order_by_its_deadline(
 
 @settings(max_examples=100, deadline=None)
 @given(count=st.integers(1, QUEUE_LIMIT), capacity=st.integers(1, 4))
-def test_jobs_are_aligned_and_padding_never_leaks(count: int, capacity: int) -> None:
+def test_jobs_stay_within_the_batch_size_and_keep_instance_order(count: int, capacity: int) -> None:
     sim = Simulation(BrokerCore(BrokerSettings(), now=0.0))
     sim.register(capacity)
     sim.step(("request", count, None))
     seen: list[float] = []
     while sim.running[b"w0"]:
         job = sim.running[b"w0"][0]
-        assert job.batch_size == min(s for s in SIZES if s >= len(job.instances))
+        assert len(job.instances) <= SIZES[-1]
         seen.extend(job_values(job))
         sim.step(("complete", 0))
         sim.step(("advance", 10))

@@ -7,7 +7,7 @@ import zmq
 
 from msq.proto import transport
 from msq.proto.errors import ErrorKind
-from msq.proto.messages import Reply, Status, StatusQuery
+from msq.proto.messages import PROTOCOL_VERSION, Reply, Status, StatusQuery
 from tests.processes import Cluster
 
 
@@ -24,8 +24,8 @@ def test_malformed_frames_are_answered_or_dropped_and_the_broker_stays_up(
         for frames in ([b"\xc1"], [b"\x00" * 10, b"x"], [msgpack.packb({"v": 1, "c": "hb"})]):
             gateway.send_multipart(frames)
             worker.send_multipart(frames)
-        bad_request = {"v": 1, "c": "req", "id": 77, "servable": "add", "method": "add_common",
-                       "version": 0, "instances": [{"x1": ["float32", [2, 2], 5]}]}  # fmt: skip
+        bad_request = [PROTOCOL_VERSION, "Request", 77, "add", "add_common",
+                       [{"x1": ["float32", [2, 2], 5]}], 0, None]  # fmt: skip
         gateway.send_multipart([msgpack.packb(bad_request)])
         assert gateway.poll(5000)
         reply = transport.message_of(gateway.recv_multipart(copy=False))

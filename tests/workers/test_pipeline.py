@@ -209,12 +209,14 @@ def test_malformed_wire_tensor_fails_that_instance(pipes: LoadedServable) -> Non
 
 
 def test_execute_a_job(pipes: LoadedServable) -> None:
-    job = Job(7, "affine", 4, [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})])
+    job = Job(
+        7, "affine", [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})], 60_000.0
+    )
     result = pipes.execute(job)
     assert result.job_id == 7
     assert [values(decode(o), "y") for o in result.outcomes] == [[3.0] * 3, [5.0] * 3]
     assert result.compute_ms > 0
-    missing = pipes.execute(Job(8, "nope", 1, [encode({"x": f32(3)})] * 2))
+    missing = pipes.execute(Job(8, "nope", [encode({"x": f32(3)})] * 2, 60_000.0))
     assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: nope")] * 2
 
 
@@ -230,3 +232,38 @@ def test_legacy_servable_methods(servable_dir: Path) -> None:
     floats = [{"x1": f32(2, 2, value=v), "x2": f32(2, 2, value=1)} for v in (1, 3, 5)]
     assert run("add_common", floats) == [[[v + 1.0] * 2] * 2 for v in (1, 3, 5)]
     assert run("add_halved", floats) == [[[(v + 1.0) / 2] * 2] * 2 for v in (1, 3, 5)]
+
+
+@pytest.mark.parametrize(
+    ("method", "count", "batches"),
+    [
+        ("add_common", 3, [4]),  # dynamic batch, sizes 1, 2, 4, 8
+        ("add_common", 9, [8, 1]),
+        ("affine", 5, [4, 4]),  # fixed batch 4
+    ],
+)
+def test_the_worker_pads_each_model_call_to_that_models_sizes(
+    pipes: LoadedServable,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    count: int,
+    batches: list[int],
+) -> None:
+    """Jobs carry no batch size: each model batch is padded to the smallest of its sizes."""
+    runner = pipes.methods[method]
+    graph = runner.models[id(runner.method.stages[0].target)].subgraphs[0]
+    seen: list[int] = []
+    cell = graph.cell
+
+    def recording(*arrays: object) -> object:
+        seen.append(arrays[0].shape[0])  # type: ignore[attr-defined]
+        return cell(*arrays)
+
+    monkeypatch.setattr(graph, "cell", recording)
+    inputs = {
+        "add_common": lambda i: {"x1": f32(2, 2, value=i), "x2": f32(2, 2)},
+        "affine": lambda i: {"x": f32(3, value=i)},
+    }[method]
+    outcomes = runner.run([encode(inputs(i)) for i in range(count)])
+    assert seen == batches
+    assert len(outcomes) == count and all(isinstance(o, dict) for o in outcomes)

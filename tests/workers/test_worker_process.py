@@ -21,6 +21,7 @@ import zmq
 from msq.proto import transport
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
+    PROTOCOL_VERSION,
     BatchPolicy,
     Disconnect,
     Heartbeat,
@@ -167,13 +168,13 @@ def run_job(served: Served, job: Job) -> Result:
 def test_jobs_give_exact_results(workers: dict[str, Served]) -> None:
     pipes = workers["pipes"]
     instances = [encode({"x1": f32(2, 2, value=i), "x2": f32(2, 2, value=10)}) for i in range(3)]
-    result = run_job(pipes, Job(1, "add_common", 4, instances))
+    result = run_job(pipes, Job(1, "add_common", instances, 60_000.0))
     assert [decode(o)["y"].tolist() for o in result.outcomes] == [  # type: ignore[index]
         [[10.0 + i] * 2] * 2 for i in range(3)
     ]
     assert result.compute_ms > 0
     mixed = [encode({"x1": f32(2, 2, value=v), "x2": f32(2, 2)}) for v in (1, -1)]
-    result = run_job(pipes, Job(2, "checked", 2, [*mixed, {"x1": mixed[0]["x1"]}]))
+    result = run_job(pipes, Job(2, "checked", [*mixed, {"x1": mixed[0]["x1"]}], 60_000.0))
     assert result.outcomes[1] == Failure(
         ErrorKind.MODEL_ERROR,
         "method 'checked' stage 1 (function reject_negative) failed: ValueError: negative input",
@@ -181,7 +182,7 @@ def test_jobs_give_exact_results(workers: dict[str, Served]) -> None:
     assert result.outcomes[2] == Failure(
         ErrorKind.INVALID_INPUT, "Cannot find input x2 in instance input"
     )
-    missing = run_job(pipes, Job(3, "absent", 1, instances[:1]))
+    missing = run_job(pipes, Job(3, "absent", instances[:1], 60_000.0))
     assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: absent")]
 
 
@@ -201,7 +202,7 @@ def test_a_wrong_shape_from_a_python_stage_fails_in_the_worker(
 
 def test_large_tensors_travel_in_their_own_frames(workers: dict[str, Served]) -> None:
     big = np.arange(100_000, dtype=np.float32)
-    result = run_job(workers["pipes"], Job(4, "batch_all", 2, [encode({"x": big})] * 2))
+    result = run_job(workers["pipes"], Job(4, "batch_all", [encode({"x": big})] * 2, 60_000.0))
     for outcome in result.outcomes:
         values = decode(outcome)
         assert isinstance(values, dict)
@@ -213,18 +214,32 @@ def test_malformed_messages_are_dropped(workers: dict[str, Served]) -> None:
     pipes = workers["pipes"]
     for frames in (
         [b"\xc1 not msgpack"],
-        [msgpack.packb({"v": 1, "c": "what"})],
-        [msgpack.packb({"v": 1, "c": "job", "id": 9})],
-        [msgpack.packb({"v": 99, "c": "hb"})],
+        [msgpack.packb([PROTOCOL_VERSION, "what"])],
+        [msgpack.packb([PROTOCOL_VERSION, "Job", 9])],
+        [msgpack.packb([99, "Heartbeat"])],
+        [msgpack.packb({"v": 1, "c": "hb"})],
     ):
         pipes.broker.send_frames(frames)
-    result = run_job(pipes, Job(5, "affine", 4, [encode({"x": f32(3, value=1)})]))
+    result = run_job(pipes, Job(5, "affine", [encode({"x": f32(3, value=1)})], 60_000.0))
     assert decode(result.outcomes[0])["y"].tolist() == [3.0, 3.0, 3.0]  # type: ignore[index]
     assert pipes.proc.process.poll() is None
     log = pipes.proc.log()
     assert "dropped a malformed message from the broker: message header is not valid" in log
     assert "unknown command 'what'" in log
     assert "protocol version 99 is not supported" in log
+    assert "message header is not an array" in log  # a peer of protocol version 1
+
+
+def test_a_job_past_its_deadline_is_answered_timed_out_without_computing(
+    workers: dict[str, Served],
+) -> None:
+    pipes = workers["pipes"]
+    result = run_job(pipes, Job(8, "affine", [encode({"x": f32(3)})] * 2, 0.0))
+    prefix = "request timed out: its deadline passed 0 ms ago before worker "
+    assert [o.kind for o in result.outcomes] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
+    assert all(o.message.startswith(prefix) for o in result.outcomes)  # type: ignore[union-attr]
+    assert result.outcomes[0].message.endswith("started method 'affine'")  # type: ignore[union-attr]
+    assert result.compute_ms == 0.0
 
 
 def test_heartbeats_when_idle(workers: dict[str, Served]) -> None:
@@ -249,7 +264,7 @@ def test_silent_broker_makes_the_worker_register_again(workers: dict[str, Served
     assert 2.9 < time.monotonic() - pipes.broker.last_sent < 5.0
     assert pipes.broker.peer != old_peer
     assert ready == pipes.ready
-    result = run_job(pipes, Job(6, "affine", 4, [encode({"x": f32(3, value=2)})]))
+    result = run_job(pipes, Job(6, "affine", [encode({"x": f32(3, value=2)})], 60_000.0))
     assert decode(result.outcomes[0])["y"].tolist() == [5.0, 5.0, 5.0]  # type: ignore[index]
 
 
@@ -261,14 +276,15 @@ def test_broker_restart_on_the_same_endpoint(workers: dict[str, Served]) -> None
     pipes.broker = FakeBroker(endpoint)
     ready = pipes.broker.receive(Ready, timeout_s=15)
     assert ready.servable == "pipes"
-    result = run_job(pipes, Job(7, "affine", 4, [encode({"x": f32(3, value=3)})]))
+    result = run_job(pipes, Job(7, "affine", [encode({"x": f32(3, value=3)})], 60_000.0))
     assert decode(result.outcomes[0])["y"].tolist() == [7.0, 7.0, 7.0]  # type: ignore[index]
 
 
 def test_sigterm_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
     legacy = workers["legacy"]
     result = run_job(
-        legacy, Job(1, "add_common", 1, [encode({"x1": f32(2, 2, value=1), "x2": f32(2, 2)})])
+        legacy,
+        Job(1, "add_common", [encode({"x1": f32(2, 2, value=1), "x2": f32(2, 2)})], 60_000.0),
     )
     assert decode(result.outcomes[0])["y"].tolist() == [[1.0, 1.0], [1.0, 1.0]]  # type: ignore[index]
     legacy.proc.process.send_signal(signal.SIGTERM)
