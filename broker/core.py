@@ -24,6 +24,7 @@ from msq.broker.catalog import Catalog, describe
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.validation import check_instance
+from msq.proto.batching import Admission
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
@@ -187,9 +188,9 @@ class BrokerCore:
         for job in self.jobs.values():
             times.append(job.dispatched_at + settings.job_timeout_s)
         for route in self._live_routes():
-            closes_at = route.window_closes_at()
-            if closes_at is not None and self._free_worker(route) is not None:
-                times.append(closes_at)
+            next_job = route.next_job(now)
+            if next_job is not None and self._free_worker(route) is not None:
+                times.append(next_job.wake_at)
         return min(times)
 
     def status(self, request_id: int, now: float) -> Status:
@@ -227,14 +228,9 @@ class BrokerCore:
             check_instance(instance, route.signature.inputs) for instance in request.instances
         ]
         valid = sum(not isinstance(item, Failure) for item in checked)
-        limit = route.policy.max_queue_size
-        if route.live + valid > limit:
-            failure = Failure(
-                ErrorKind.QUEUE_FULL,
-                f"enqueued requests count exceeds the limit {limit} "
-                f"(queue full for {describe(route.key)}; retry later)",
-            )
-            self._reject(client, request.request_id, failure, version=route.key.version)
+        refusal = _refusal(route, valid)
+        if refusal is not None:
+            self._reject(client, request.request_id, refusal, version=route.key.version)
             return
         timeout_s = (
             self.settings.default_timeout_s
@@ -280,9 +276,10 @@ class BrokerCore:
             worker = self._free_worker(route)
             if worker is None:
                 return
-            size = route.job_size(now)
-            if size == 0:
+            next_job = route.next_job(now)
+            if next_job is None or next_job.size == 0:
                 return
+            size = next_job.size
             items = route.take(size)
             for item in items:
                 route.stats.queue_delay_ms.observe((now - item.enqueued_at) * 1000.0)
@@ -470,14 +467,31 @@ class BrokerCore:
 
 
 def _check_ready(ready: Ready) -> str | None:
+    """Why a registration is refused (None: it is not). Its methods' batching policies are
+    valid: a `BatchPolicy` is checked when it is made, so when it is decoded."""
     if ready.version < 1:
         return f"version must be >= 1, not {ready.version}"
     if ready.capacity < 1:
         return f"capacity must be >= 1, not {ready.capacity}"
     if not ready.methods:
         return "serves no method"
-    for method in ready.methods:
-        sizes = method.batching.sizes
-        if not sizes or sizes[0] < 1 or list(sizes) != sorted(set(sizes)):
-            return f"method {method.name!r}: batch sizes {list(sizes)} are not ascending and >= 1"
+    return None
+
+
+def _refusal(route: Route, count: int) -> Failure | None:
+    """Why `count` more instances may not join `route`'s queue (None: they may)."""
+    limit = route.policy.max_queue_size
+    match route.policy.admit(route.live, count):
+        case Admission.TOO_LARGE:
+            return Failure(
+                ErrorKind.INVALID_INPUT,
+                f"request too large: {count} instances can never fit the queue of "
+                f"{describe(route.key)} (limit {limit}); split it into smaller requests",
+            )
+        case Admission.QUEUE_FULL:
+            return Failure(
+                ErrorKind.QUEUE_FULL,
+                f"enqueued requests count exceeds the limit {limit} "
+                f"(queue full for {describe(route.key)}; retry later)",
+            )
     return None

@@ -14,11 +14,11 @@ from typing import Any
 import msgpack
 from typing_extensions import Buffer
 
+from msq.proto.batching import BatchPolicy
 from msq.proto.codec import FRAME_THRESHOLD, WireTensor
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     PROTOCOL_VERSION,
-    BatchPolicy,
     Cancel,
     Disconnect,
     Heartbeat,
