@@ -188,9 +188,9 @@ class BrokerCore:
         for job in self.jobs.values():
             times.append(job.dispatched_at + settings.job_timeout_s)
         for route in self._live_routes():
-            next_job = route.next_job(now)
-            if next_job is not None and self._free_worker(route) is not None:
-                times.append(next_job.wake_at)
+            closes_at = route.window_closes_at()
+            if closes_at is not None and self._free_worker(route) is not None:
+                times.append(closes_at)
         return min(times)
 
     def status(self, request_id: int, now: float) -> Status:
@@ -276,10 +276,9 @@ class BrokerCore:
             worker = self._free_worker(route)
             if worker is None:
                 return
-            next_job = route.next_job(now)
-            if next_job is None or next_job.size == 0:
+            size = route.job_size(now)
+            if size == 0:
                 return
-            size = next_job.size
             items = route.take(size)
             for item in items:
                 route.stats.queue_delay_ms.observe((now - item.enqueued_at) * 1000.0)

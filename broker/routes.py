@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from msq.broker.stats import RouteStats
-from msq.proto.batching import BatchPolicy, NextJob
+from msq.proto.batching import BatchPolicy
 from msq.proto.messages import Instance, InstanceOutcome, MethodSignature
 
 
@@ -94,18 +94,23 @@ class Route:
         """Nothing is queued or running for this method."""
         return self.live == 0 and self.in_flight == 0
 
-    def next_job(self, now: float) -> NextJob | None:
-        """The batching policy's answer for this queue now (None: nothing is queued)."""
+    def job_size(self, now: float) -> int:
+        """How many instances to dispatch now, as the batching policy decides (0: none)."""
         oldest = self.oldest()
         if oldest is None:
-            return None
-        return self.policy.next_job(
+            return 0
+        return self.policy.job_size(
             live=self.live,
             in_flight=self.in_flight,
             oldest_at=oldest.enqueued_at,
             oldest_eager=oldest.eager,
             now=now,
         )
+
+    def window_closes_at(self) -> float | None:
+        """When the queue's partial batch goes anyway (None: nothing is queued)."""
+        oldest = self.oldest()
+        return None if oldest is None else self.policy.window_closes_at(oldest.enqueued_at)
 
     def take(self, count: int) -> list[QueuedInstance]:
         """Pop `count` live instances from the front of the queue."""

@@ -9,11 +9,11 @@ the worker's defaults (`BatchPolicy.for_sizes`) and the broker's flags (`msq.bro
 worker's announced policy is checked when it is decoded.
 
 The decisions are pure functions of the policy and plain queue facts, without sockets or clock:
-`admit` (may a request's instances join the queue) and `next_job` (how many instances to
-dispatch now, and when to look again); `msq.broker.routes.Route` asks them.
+`admit` (may a request's instances join the queue), `job_size` (how many instances to
+dispatch now) and `window_closes_at` (when to look again); `msq.broker.routes.Route` asks them.
 
 Adding a batching setting touches three files: this module (the field, and its use in
-`admit` / `next_job`), `workers/register.py` (its keyword of `register.batching`) and the
+the decisions), `workers/register.py` (its keyword of `register.batching`) and the
 README's Batching table.
 """
 
@@ -24,7 +24,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 Settings: TypeAlias = Mapping[str, int | float]
 """Scalar batching settings by `BatchPolicy` field name."""
@@ -104,22 +104,31 @@ class BatchPolicy:
             return Admission.QUEUE_FULL
         return Admission.ACCEPT
 
-    def next_job(
+    def job_size(
         self, *, live: int, in_flight: int, oldest_at: float, oldest_eager: bool, now: float
-    ) -> NextJob:
-        """What to do with a non-empty queue of `live` instances while `in_flight` jobs run.
+    ) -> int:
+        """How many of a non-empty queue's `live` instances to dispatch now, while `in_flight`
+        jobs run: 0 while a partial batch may still fill up.
 
         `oldest_at` is when the oldest instance arrived, `oldest_eager` whether its method was
         idle (nothing queued or running) then. A full batch (the preferred size) goes at once;
         so does a request that found its method idle (a lone request has nothing to wait
-        for). Otherwise a partial batch waits until the oldest instance has waited
-        `max_queue_delay_ms`, so that bursts coalesce into full batches.
+        for). Otherwise a partial batch waits until `window_closes_at(oldest_at)`, so that
+        bursts coalesce into full batches.
         """
         count = min(live, self.max_size)
-        closes_at = oldest_at + self.max_queue_delay_ms / 1000.0
-        if count >= self.preferred_size or (oldest_eager and in_flight == 0) or now >= closes_at:
-            return NextJob(count, now)
-        return NextJob(0, closes_at)
+        if (
+            count >= self.preferred_size
+            or (oldest_eager and in_flight == 0)
+            or now >= self.window_closes_at(oldest_at)
+        ):
+            return count
+        return 0
+
+    def window_closes_at(self, oldest_at: float) -> float:
+        """When a partial batch whose oldest instance arrived at `oldest_at` goes anyway: when
+        its queue must be looked at again."""
+        return oldest_at + self.max_queue_delay_ms / 1000.0
 
 
 class Admission(enum.Enum):
@@ -130,15 +139,6 @@ class Admission(enum.Enum):
     QUEUE_FULL = "queue full"
     #: More instances than the queue can ever hold (split the request).
     TOO_LARGE = "too large"
-
-
-class NextJob(NamedTuple):
-    """`BatchPolicy.next_job`'s answer: dispatch `size` instances now (0: none yet), and ask
-    again at `wake_at` if nothing else happens (now when instances go now, else the end of the
-    batching window)."""
-
-    size: int
-    wake_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from msq.proto.batching import (
     Admission,
     BatchingError,
     BatchPolicy,
-    NextJob,
     read_settings,
 )
 
@@ -112,24 +111,25 @@ def test_admission(queued: int, count: int, answer: Admission) -> None:
     assert POLICY.admit(queued, count) is answer
 
 
-def decide(live: int, in_flight: int = 1, eager: bool = False, now: float = 1.0) -> NextJob:
-    return POLICY.next_job(
+def job_size(live: int, in_flight: int = 1, eager: bool = False, now: float = 1.0) -> int:
+    return POLICY.job_size(
         live=live, in_flight=in_flight, oldest_at=1.0, oldest_eager=eager, now=now
     )
 
 
-def test_next_job() -> None:
+def test_job_size() -> None:
     # a partial batch waits for the window (5 ms after the oldest arrived) while a job runs
-    assert decide(3) == NextJob(0, 1.005)
-    assert decide(3, now=1.004) == NextJob(0, 1.005)
-    assert decide(3, now=1.005) == NextJob(3, 1.005)
+    assert POLICY.window_closes_at(1.0) == 1.005
+    assert job_size(3) == 0
+    assert job_size(3, now=1.004) == 0
+    assert job_size(3, now=1.005) == 3
     # the preferred size goes at once, never more than the largest size
-    assert decide(4) == NextJob(4, 1.0)
-    assert decide(20) == NextJob(8, 1.0)
+    assert job_size(4) == 4
+    assert job_size(20) == 8
     # a request that found its method idle goes at once, unless a job now runs
-    assert decide(1, in_flight=0, eager=True) == NextJob(1, 1.0)
-    assert decide(1, in_flight=1, eager=True) == NextJob(0, 1.005)
-    assert decide(1, in_flight=0, eager=False) == NextJob(0, 1.005)
+    assert job_size(1, in_flight=0, eager=True) == 1
+    assert job_size(1, in_flight=1, eager=True) == 0
+    assert job_size(1, in_flight=0, eager=False) == 0
 
 
 @given(
@@ -138,15 +138,11 @@ def test_next_job() -> None:
     eager=st.booleans(),
     waited_ms=st.floats(0, 20),
 )
-def test_next_job_never_exceeds_a_job_and_waits_at_most_the_window(
+def test_a_job_is_never_too_large_and_waits_at_most_the_window(
     live: int, in_flight: int, eager: bool, waited_ms: float
 ) -> None:
     now = 1.0 + waited_ms / 1000.0
-    job = POLICY.next_job(
-        live=live, in_flight=in_flight, oldest_at=1.0, oldest_eager=eager, now=now
-    )
-    assert 0 <= job.size <= min(live, POLICY.max_size)
-    if job.size:
-        assert job.wake_at == now
-    else:
-        assert job.wake_at == 1.0 + POLICY.max_queue_delay_ms / 1000.0 > now
+    size = job_size(live, in_flight, eager, now)
+    assert size in (0, min(live, POLICY.max_size))
+    if now >= POLICY.window_closes_at(1.0) or live >= POLICY.preferred_size:
+        assert size == min(live, POLICY.max_size)
