@@ -9,9 +9,10 @@ from pathlib import Path
 
 from msq.broker.core import BrokerCore
 from msq.broker.loop import BrokerLoop
-from msq.broker.settings import BatchingOverride, BrokerSettings, load_overrides
+from msq.broker.settings import BrokerSettings, load_overrides
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto import transport
+from msq.proto.batching import SETTINGS, read_settings
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 
 
@@ -34,19 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, help="TOML file with per-servable [batching.<servable>] overrides"
     )
-    parser.add_argument(
-        "--max-queue-delay-ms",
-        type=float,
-        help="batching window for every servable (overrides servable_config.py)",
-    )
-    parser.add_argument(
-        "--preferred-batch-size", type=int, help="a job this large is dispatched without waiting"
-    )
-    parser.add_argument(
-        "--max-queue-size",
-        type=int,
-        help="queued instances per method before requests are rejected",
-    )
+    for setting in SETTINGS.values():
+        parser.add_argument(
+            f"--{setting.keyword.replace('_', '-')}",
+            dest=setting.keyword,
+            type=setting.kind,
+            help=f"{setting.doc}, for every servable (overrides servable_config.py)",
+        )
     parser.add_argument(
         "--default-timeout",
         type=float,
@@ -84,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> BrokerSettings:
     """Broker settings from parsed arguments; command-line batching values win over the file."""
     overrides = load_overrides(args.config) if args.config else {}
-    command_line = BatchingOverride(
-        args.max_queue_delay_ms, args.preferred_batch_size, args.max_queue_size
+    command_line = read_settings(
+        {setting.keyword: getattr(args, setting.keyword) for setting in SETTINGS.values()},
+        by_keyword=True,
     )
-    if command_line != BatchingOverride():
-        overrides = {**overrides, "*": command_line}
+    if command_line:
+        overrides = {**overrides, "*": {**overrides.get("*", {}), **command_line}}
     return BrokerSettings(
         heartbeat_interval_s=args.heartbeat_interval,
         default_timeout_s=args.default_timeout,

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from msq.broker.catalog import Catalog, describe
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
+from msq.proto.batching import Admission
 from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -236,14 +237,9 @@ class BrokerCore:
             check_instance(instance, route.signature.inputs) for instance in request.instances
         ]
         valid = sum(not isinstance(item, Failure) for item in checked)
-        limit = route.policy.max_queue_size
-        if route.live + valid > limit:
-            failure = Failure(
-                ErrorKind.QUEUE_FULL,
-                f"enqueued requests count exceeds the limit {limit} "
-                f"(queue full for {describe(route.key)}; retry later)",
-            )
-            self._reject(client, request.request_id, failure, version=route.key.version)
+        refusal = _refusal(route, valid)
+        if refusal is not None:
+            self._reject(client, request.request_id, refusal, version=route.key.version)
             return
         deadline = self._deadline(request, now)
         outcomes: list[InstanceOutcome | None] = [
@@ -484,14 +480,31 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
 
 
 def _check_ready(ready: Ready) -> str | None:
+    """Why a registration is refused (None: it is not). Its methods' batching policies are
+    valid: a `BatchPolicy` is checked when it is made, so when it is decoded."""
     if ready.version < 1:
         return f"version must be >= 1, not {ready.version}"
     if ready.capacity < 1:
         return f"capacity must be >= 1, not {ready.capacity}"
     if not ready.methods:
         return "serves no method"
-    for method in ready.methods:
-        sizes = method.batching.sizes
-        if not sizes or sizes[0] < 1 or list(sizes) != sorted(set(sizes)):
-            return f"method {method.name!r}: batch sizes {list(sizes)} are not ascending and >= 1"
+    return None
+
+
+def _refusal(route: Route, count: int) -> Failure | None:
+    """Why `count` more instances may not join `route`'s queue (None: they may)."""
+    limit = route.policy.max_queue_size
+    match route.policy.admit(route.live, count):
+        case Admission.TOO_LARGE:
+            return Failure(
+                ErrorKind.INVALID_INPUT,
+                f"request too large: {count} instances can never fit the queue of "
+                f"{describe(route.key)} (limit {limit}); split it into smaller requests",
+            )
+        case Admission.QUEUE_FULL:
+            return Failure(
+                ErrorKind.QUEUE_FULL,
+                f"enqueued requests count exceeds the limit {limit} "
+                f"(queue full for {describe(route.key)}; retry later)",
+            )
     return None

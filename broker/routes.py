@@ -1,4 +1,4 @@
-"""Per-method queues of pending instances, and the batching decision that turns them into jobs."""
+"""Per-method queues of pending instances; `msq.proto.batching` decides when they become jobs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from msq.broker.stats import RouteStats
+from msq.proto.batching import BatchPolicy
 from msq.proto.deadline import Deadline
-from msq.proto.messages import BatchPolicy, Instance, InstanceOutcome, MethodSignature
+from msq.proto.messages import Instance, InstanceOutcome, MethodSignature
 
 
 class RouteKey(NamedTuple):
@@ -83,14 +84,6 @@ class Route:
             queue.popleft()
         return queue[0] if queue else None
 
-    def window_closes_at(self) -> float | None:
-        """When the oldest instance has waited the maximum queue delay (None: empty)."""
-        oldest = self.oldest()
-        return None if oldest is None else self._window_end(oldest)
-
-    def _window_end(self, item: QueuedInstance) -> float:
-        return item.enqueued_at + self.policy.max_queue_delay_ms / 1000.0
-
     @property
     def effective_signature(self) -> MethodSignature:
         """The announced signature with the batching policy in force."""
@@ -103,21 +96,22 @@ class Route:
         return self.live == 0 and self.in_flight == 0
 
     def job_size(self, now: float) -> int:
-        """How many instances to dispatch now: 0 while a partial batch may still fill up.
-
-        A request that found its method idle goes at once (a lone request has nothing to wait
-        for); instances that arrived while others were queued or running wait up to the
-        batching window for the batch to fill, so bursts coalesce into full batches.
-        """
-        count = min(self.live, self.policy.max_size)
-        if count == 0 or count >= self.policy.preferred_size:
-            return count
+        """How many instances to dispatch now, as the batching policy decides (0: none)."""
         oldest = self.oldest()
         if oldest is None:
             return 0
-        if oldest.eager and self.in_flight == 0:
-            return count
-        return count if now >= self._window_end(oldest) else 0
+        return self.policy.job_size(
+            live=self.live,
+            in_flight=self.in_flight,
+            oldest_at=oldest.enqueued_at,
+            oldest_eager=oldest.eager,
+            now=now,
+        )
+
+    def window_closes_at(self) -> float | None:
+        """When the queue's partial batch goes anyway (None: nothing is queued)."""
+        oldest = self.oldest()
+        return None if oldest is None else self.policy.window_closes_at(oldest.enqueued_at)
 
     def take(self, count: int) -> list[QueuedInstance]:
         """Pop `count` live instances from the front of the queue."""

@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from msq.proto.batching import BatchingError, BatchPolicy, Settings, read_settings
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
-from msq.proto.messages import BatchPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class BatchingOverride:
-    """Batching settings given on the broker's command line or config file; None keeps the
-    value the worker announced (from `register.batching` in servable_config.py)."""
-
-    max_queue_delay_ms: float | None = None
-    preferred_size: int | None = None
-    max_queue_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_queue_delay_ms is not None and self.max_queue_delay_ms < 0:
-            raise ValueError("max_queue_delay_ms must be >= 0")
-        if self.preferred_size is not None and self.preferred_size < 1:
-            raise ValueError("preferred batch size must be >= 1")
-        if self.max_queue_size is not None and self.max_queue_size < 1:
-            raise ValueError("max_queue_size must be >= 1")
-
-    def apply(self, policy: BatchPolicy) -> BatchPolicy:
-        """The announced policy with this override's values in place."""
-        changes: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("max_queue_delay_ms", self.max_queue_delay_ms),
-                ("preferred_size", self.preferred_size),
-                ("max_queue_size", self.max_queue_size),
-            )
-            if value is not None
-        }
-        policy = dataclasses.replace(policy, **changes)
-        return dataclasses.replace(
-            policy, preferred_size=min(policy.preferred_size, policy.max_size)
-        )
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
     """Everything the broker's scheduling core can be told.
 
-    `overrides` maps a servable name (or "*" for all) to its batching override; a servable's
-    own entry wins over "*".
+    `overrides` maps a servable name (or "*" for all) to batching settings (by `BatchPolicy`
+    field) laid over what its workers announce (from `register.batching` in
+    servable_config.py); a servable's own entry wins over "*".
     """
 
     heartbeat_interval_s: float = 1.0
@@ -59,7 +24,7 @@ class BrokerSettings:
     default_timeout_s: float = DEFAULT_TIMEOUT_S
     job_timeout_s: float = 120.0
     max_redispatch: int = 2
-    overrides: dict[str, BatchingOverride] = field(default_factory=dict)
+    overrides: dict[str, Settings] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_s <= 0 or self.heartbeat_liveness < 1:
@@ -68,6 +33,8 @@ class BrokerSettings:
             raise ValueError("timeouts must be > 0")
         if self.max_redispatch < 0:
             raise ValueError("max_redispatch must be >= 0")
+        for servable, values in self.overrides.items():
+            _checked(values, f"batching of {servable!r}")
 
     @property
     def worker_expiry_s(self) -> float:
@@ -77,13 +44,13 @@ class BrokerSettings:
     def policy_for(self, servable: str, announced: BatchPolicy) -> BatchPolicy:
         """The batching policy to use for a method of `servable` that announced `announced`."""
         for key in ("*", servable):
-            override = self.overrides.get(key)
-            if override is not None:
-                announced = override.apply(announced)
+            values = self.overrides.get(key)
+            if values:
+                announced = announced.updated(values)
         return announced
 
 
-def load_overrides(path: Path) -> dict[str, BatchingOverride]:
+def load_overrides(path: Path) -> dict[str, Settings]:
     """Read per-servable batching overrides from a TOML file.
 
     ```toml
@@ -103,8 +70,12 @@ def load_overrides(path: Path) -> dict[str, BatchingOverride]:
     for servable, values in table.items():
         if not isinstance(values, dict):
             raise ValueError(f"{path}: [batching.{servable}] must be a table")
-        try:
-            overrides[servable] = BatchingOverride(**values)
-        except TypeError as exc:
-            raise ValueError(f"{path}: [batching.{servable}]: {exc}") from None
+        overrides[servable] = _checked(values, f"{path}: [batching.{servable}]")
     return overrides
+
+
+def _checked(values: Settings, where: str) -> Settings:
+    try:
+        return read_settings(values)
+    except BatchingError as exc:
+        raise BatchingError(f"{where}: {exc}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from msq.proto.batching import BatchPolicy
 from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
@@ -35,41 +36,13 @@ class TensorSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchPolicy:
-    """How the broker forms jobs for one method.
-
-    `sizes` are the job sizes the worker runs (ascending; a job of n instances is padded to
-    the smallest size >= n; the last is the maximum). The broker waits at most
-    `max_queue_delay_ms` for a job to fill up to `preferred_size`; `max_queue_size` bounds
-    the queued instances of the method.
-    """
-
-    sizes: tuple[int, ...] = (1,)
-    preferred_size: int = 1
-    max_queue_delay_ms: float = 1.0
-    max_queue_size: int = 10000
-
-    @property
-    def max_size(self) -> int:
-        """The largest job the worker accepts."""
-        return self.sizes[-1]
-
-    def aligned(self, count: int) -> int:
-        """The job size that `count` instances are padded to."""
-        for size in self.sizes:
-            if size >= count:
-                return size
-        raise ValueError(f"{count} instances exceed the maximum batch size {self.max_size}")
-
-
-@dataclass(frozen=True, slots=True)
 class MethodSignature:
     """A method a worker serves: its inputs, outputs and batching."""
 
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    batching: BatchPolicy = BatchPolicy()
+    batching: BatchPolicy = field(default_factory=BatchPolicy)
 
 
 @dataclass(frozen=True, slots=True)

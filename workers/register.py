@@ -21,12 +21,12 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
-import math
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from msq.workers.batching import DEFAULT_MAX_BATCH_SIZE, BatchingConfig
+from msq.proto.batching import BatchingError
+from msq.workers.batching import read_config
 from msq.workers.definition import (
     MethodDef,
     Model,
@@ -412,46 +412,13 @@ def batching(
     servable = current_servable()
     if servable.batching is not None:
         raise ServableConfigError("register.batching may be called only once per servable")
-    delay = max_queue_delay_ms
-    if delay is not None and (
-        not isinstance(delay, (int, float))
-        or isinstance(delay, bool)
-        or not math.isfinite(delay)
-        or delay < 0
-    ):
-        raise ServableConfigError(f"max_queue_delay_ms must be a number >= 0, not {delay!r}")
-    for name, value in (
-        ("preferred_batch_size", preferred_batch_size),
-        ("max_queue_size", max_queue_size),
-        ("max_batch_size", max_batch_size),
-    ):
-        if value is not None and not _positive_int(value):
-            raise ServableConfigError(f"{name} must be an int >= 1, not {value!r}")
-    sizes = None if batch_sizes is None else tuple(batch_sizes)
-    if sizes is not None:
-        if max_batch_size is not None:
-            raise ServableConfigError("give batch_sizes or max_batch_size, not both")
-        if (
-            not sizes
-            or not all(_positive_int(size) for size in sizes)
-            or list(sizes) != sorted(set(sizes))
-        ):
-            raise ServableConfigError(
-                f"batch_sizes must be ascending distinct ints >= 1, not {list(batch_sizes or [])}"
-            )
-    largest = sizes[-1] if sizes else max_batch_size or DEFAULT_MAX_BATCH_SIZE
-    if preferred_batch_size is not None and preferred_batch_size > largest:
-        raise ServableConfigError(
-            f"preferred_batch_size {preferred_batch_size} exceeds the largest batch size {largest}"
-        )
-    servable.batching = BatchingConfig(
-        None if delay is None else float(delay),
-        preferred_batch_size,
-        max_queue_size,
-        sizes,
-        max_batch_size,
-    )
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    try:
+        servable.batching = read_config({
+            "max_queue_delay_ms": max_queue_delay_ms,
+            "preferred_batch_size": preferred_batch_size,
+            "max_queue_size": max_queue_size,
+            "batch_sizes": batch_sizes,
+            "max_batch_size": max_batch_size,
+        })  # fmt: skip
+    except BatchingError as exc:
+        raise ServableConfigError(str(exc)) from None

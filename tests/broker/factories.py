@@ -6,10 +6,10 @@ import numpy as np
 
 from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.settings import BrokerSettings
+from msq.proto.batching import BatchPolicy
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
-    BatchPolicy,
     Instance,
     Job,
     MethodSignature,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from msq.broker.core import Endpoint
-from msq.broker.settings import BatchingOverride
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Cancel, Disconnect, Heartbeat, Result, StatusQuery
@@ -233,8 +232,33 @@ def test_queue_full_is_its_own_error() -> None:
     core.on_request(GATEWAY, request(1, [1.0, 2.0, 3.0]), 0.0)
     (reply,) = replies(core.on_request(GATEWAY, request(2, [4.0, 5.0]), 0.0))
     assert reply.error is not None and reply.error.kind is ErrorKind.QUEUE_FULL
-    assert "enqueued requests count exceeds the limit 3" in reply.error.message
+    assert reply.error.message == (
+        "enqueued requests count exceeds the limit 3 (queue full for servable 'model' "
+        "version 1 method 'predict'; retry later)"
+    )
+    assert reply.version == 1
     assert core.status(0, 0.0).stats["rejected"] == {"queue_full": 1}
+
+
+def test_a_request_that_can_never_fit_the_queue_is_invalid_input_not_queue_full() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(capacity=1, sizes=(1,), queue=3), 0.0)
+    (reply,) = replies(core.on_request(GATEWAY, request(1, [1.0, 2.0, 3.0, 4.0]), 0.0))
+    assert reply.error is not None and reply.error.kind is ErrorKind.INVALID_INPUT
+    assert reply.error.message == (
+        "request too large: 4 instances can never fit the queue of servable 'model' version 1 "
+        "method 'predict' (limit 3); split it into smaller requests"
+    )
+    assert reply.version == 1
+    # only valid instances count: a request whose extra instance is invalid still fits
+    fitting = request(2, [1.0, 2.0, 3.0])
+    fitting.instances.append({"z": fitting.instances[0]["x"]})
+    (job_peer, job), *_ = jobs(core.on_request(GATEWAY, fitting, 0.0))
+    assert job_peer == W1 and job_values(job) == [1.0]
+    # a request as large as the whole queue fits an empty one, and gets "queue full" otherwise
+    (full,) = replies(core.on_request(GATEWAY, request(3, [5.0, 6.0, 7.0]), 0.0))
+    assert full.error is not None and full.error.kind is ErrorKind.QUEUE_FULL
+    assert core.status(0, 0.0).stats["rejected"] == {"invalid_input": 1, "queue_full": 1}
 
 
 def test_cancel_drops_queued_instances_without_a_reply() -> None:
@@ -249,7 +273,7 @@ def test_cancel_drops_queued_instances_without_a_reply() -> None:
 
 
 def test_broker_overrides_apply_on_top_of_the_announced_policy() -> None:
-    core = new_core(overrides={"*": BatchingOverride(max_queue_delay_ms=7.0)})
+    core = new_core(overrides={"*": {"max_queue_delay_ms": 7.0}})
     core.on_worker_message(W1, ready(delay_ms=2.0, queue=10), 0.0)
     status = core.on_status_query(GATEWAY, StatusQuery(9), 0.0)[0].message
     (info,) = status.servables  # type: ignore[union-attr]

@@ -87,14 +87,21 @@ def test_queue_full_and_deadline_each_give_their_own_error(
     one_slow_worker_small_queue: Cluster,
 ) -> None:
     async def use(link: BrokerLink) -> list[Reply]:
+        too_large = await slow_request(link, 300.0, 0.0, count=11)  # can never fit
         busy = [slow_request(link, 0.0, 0.1, count=8) for _ in range(2)]  # two jobs in flight
         await asyncio.sleep(0.05)
         queued = slow_request(link, 100.0, 0.0, count=10)  # fills the queue of 10
         await asyncio.sleep(0.05)
         rejected = await slow_request(link, 200.0, 0.0)
-        return [rejected, *await asyncio.gather(queued, *busy)]
+        return [too_large, rejected, *await asyncio.gather(queued, *busy)]
 
-    rejected, queued, *busy = with_link(one_slow_worker_small_queue.frontend, use)
+    too_large, rejected, queued, *busy = with_link(one_slow_worker_small_queue.frontend, use)
+    assert too_large.error is not None
+    assert too_large.error.kind is ErrorKind.INVALID_INPUT
+    assert too_large.error.message == (
+        "request too large: 11 instances can never fit the queue of servable 'slow' version 1 "
+        "method 'compute' (limit 10); split it into smaller requests"
+    )
     assert rejected.error is not None
     assert rejected.error.kind is ErrorKind.QUEUE_FULL
     assert "enqueued requests count exceeds the limit 10" in rejected.error.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msq.proto.messages import BatchPolicy
+from msq.proto.batching import BatchPolicy
 from msq.workers.batching import BatchingConfig, power_of_two_sizes, resolve
 
 
@@ -31,7 +31,7 @@ def test_defaults() -> None:
 
 def test_servable_settings() -> None:
     config = BatchingConfig(
-        max_queue_delay_ms=0.0, preferred_batch_size=8, max_queue_size=50, batch_sizes=(1, 8, 32)
+        {"max_queue_delay_ms": 0.0, "preferred_size": 8, "max_queue_size": 50}, (1, 8, 32)
     )
     settings = resolve(config)
     assert settings.dynamic_sizes == (1, 8, 32)
@@ -41,7 +41,7 @@ def test_servable_settings() -> None:
 
 
 def test_worker_max_batch_size_overrides_the_servable() -> None:
-    settings = resolve(BatchingConfig(batch_sizes=(1, 8, 32), preferred_batch_size=32), 4)
+    settings = resolve(BatchingConfig({"preferred_size": 32}, batch_sizes=(1, 8, 32)), 4)
     assert settings.dynamic_sizes == (1, 2, 4)
     assert settings.policy(None) == BatchPolicy((1, 2, 4), 4, 2.0, 10000)
     assert settings.policy((2,)).sizes == (2,)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from msq.proto.batching import SETTINGS
 from msq.workers import register
+from msq.workers.batching import BatchingConfig
 from msq.workers.definition import Placeholder, ServableConfigError, ServableDef, collecting
 
 
@@ -259,13 +262,18 @@ def test_batching_settings_are_stored(servable: ServableDef) -> None:
     register.batching(
         max_queue_delay_ms=0, preferred_batch_size=8, max_queue_size=100, batch_sizes=[1, 8, 32]
     )
-    assert servable.batching is not None
-    assert servable.batching.max_queue_delay_ms == 0.0
-    assert servable.batching.batch_sizes == (1, 8, 32)
-    assert servable.batching.preferred_batch_size == 8
-    assert servable.batching.max_queue_size == 100
+    assert servable.batching == BatchingConfig(
+        {"max_queue_delay_ms": 0.0, "preferred_size": 8, "max_queue_size": 100}, (1, 8, 32)
+    )
+    assert type(servable.batching.settings["max_queue_delay_ms"]) is float
     with pytest.raises(ServableConfigError, match="only once per servable"):
         register.batching(max_batch_size=4)
+
+
+def test_batching_has_a_keyword_for_every_policy_setting() -> None:
+    keywords = set(inspect.signature(register.batching).parameters)
+    policy_keywords = {setting.keyword for setting in SETTINGS.values()}
+    assert keywords == policy_keywords | {"batch_sizes", "max_batch_size"}
 
 
 @pytest.mark.parametrize(

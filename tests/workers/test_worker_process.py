@@ -190,7 +190,7 @@ def test_a_wrong_shape_from_a_python_stage_fails_in_the_worker(
     workers: dict[str, Served],
 ) -> None:
     x = encode({"x1": f32(2, 2), "x2": f32(2, 2)})
-    result = run_job(workers["pipes"], Job(8, "flattened", 1, [x]))
+    result = run_job(workers["pipes"], Job(8, "flattened", [x], 60_000.0))
     assert result.outcomes == [
         Failure(
             ErrorKind.INVALID_INPUT,
