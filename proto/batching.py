@@ -89,13 +89,6 @@ class BatchPolicy:
         changes: dict[str, Any] = {**settings, "preferred_size": preferred}
         return dataclasses.replace(self, **changes)
 
-    def aligned(self, count: int) -> int:
-        """The job size that `count` instances are padded to."""
-        for size in self.sizes:
-            if size >= count:
-                return size
-        raise ValueError(f"{count} instances exceed the maximum batch size {self.max_size}")
-
     def admit(self, queued: int, count: int) -> Admission:
         """Whether `count` new instances may join a queue that holds `queued` live ones."""
         if count > self.max_queue_size:

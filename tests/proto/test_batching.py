@@ -89,12 +89,6 @@ def test_for_sizes_prefers_the_largest_size_by_default() -> None:
     assert BatchPolicy.for_sizes((1, 8), {"preferred_size": 2}).preferred_size == 2
 
 
-def test_aligned_pads_to_the_smallest_size_that_holds_the_job() -> None:
-    assert [POLICY.aligned(n) for n in range(1, 9)] == [1, 2, 4, 4, 8, 8, 8, 8]
-    with pytest.raises(ValueError, match="9 instances exceed the maximum batch size 8"):
-        POLICY.aligned(9)
-
-
 @pytest.mark.parametrize(
     ("queued", "count", "answer"),
     [
