@@ -14,17 +14,16 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 from __future__ import annotations
 
 import enum
-import heapq
 import itertools
 import logging
-import math
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from msq.broker.admission import queue_refusal, registration_problem, request_problem
 from msq.broker.catalog import Catalog, describe
+from msq.broker.deadlines import DeadlineHeap
+from msq.broker.records import RunningJob, WorkerState
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
-from msq.proto.batching import Admission
 from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -45,9 +44,6 @@ from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
 
-#: Stale deadline entries tolerated before the heap is rebuilt.
-_DEADLINE_SLACK = 1024
-
 
 class Endpoint(enum.Enum):
     """Which broker socket a message goes out on."""
@@ -64,30 +60,6 @@ class Outgoing(NamedTuple):
     message: Message
 
 
-@dataclass(eq=False, slots=True)
-class WorkerState:
-    """A registered worker: what it serves, its free credits, its running jobs."""
-
-    worker_id: bytes
-    ready: Ready
-    credits: int
-    last_seen: float
-    last_sent: float
-    routes: list[Route] = field(default_factory=list)
-    jobs: set[int] = field(default_factory=set)
-
-
-@dataclass(eq=False, slots=True)
-class RunningJob:
-    """A job sent to a worker and not yet answered."""
-
-    job_id: int
-    worker_id: bytes
-    route: Route
-    items: list[QueuedInstance]
-    dispatched_at: float
-
-
 class BrokerCore:
     """The scheduling state machine; see the module docstring."""
 
@@ -99,8 +71,8 @@ class BrokerCore:
         self.requests: dict[tuple[bytes, int], PendingRequest] = {}
         self.rejected: dict[str, int] = {}
         self.catalog = Catalog(self.settings)
-        #: (deadline, key) of accepted requests; answered ones are dropped lazily.
-        self._deadlines: list[tuple[float, tuple[bytes, int]]] = []
+        #: Deadlines of accepted requests by (client, request id); answered ones leave lazily.
+        self.deadlines: DeadlineHeap[tuple[bytes, int]] = DeadlineHeap()
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
 
@@ -182,8 +154,9 @@ class BrokerCore:
         """The latest time at which `tick` must run next."""
         settings = self.settings
         times = [now + settings.heartbeat_interval_s]
-        if self._deadlines:
-            times.append(self._deadlines[0][0])
+        soonest = self.deadlines.soonest()
+        if soonest is not None:
+            times.append(soonest)
         for worker in self.workers.values():
             times.append(worker.last_sent + settings.heartbeat_interval_s)
             times.append(worker.last_seen + settings.worker_expiry_s)
@@ -218,26 +191,15 @@ class BrokerCore:
         if isinstance(route, Failure):
             self._reject(client, request.request_id, route)
             return
-        if not request.instances:
-            failure = Failure(ErrorKind.INVALID_INPUT, "request has no instances")
-            self._reject(client, request.request_id, failure)
-            return
-        if (client, request.request_id) in self.requests:
-            failure = Failure(ErrorKind.INVALID_INPUT, f"duplicate request id {request.request_id}")
-            self._reject(client, request.request_id, failure)
-            return
-        if request.timeout_ms is not None and not math.isfinite(request.timeout_ms):
-            failure = Failure(
-                ErrorKind.INVALID_INPUT,
-                f"timeout_ms must be a finite number, not {request.timeout_ms}",
-            )
-            self._reject(client, request.request_id, failure)
+        problem = request_problem(request, (client, request.request_id) in self.requests)
+        if problem is not None:
+            self._reject(client, request.request_id, problem)
             return
         checked = [
             check_instance(instance, route.signature.inputs) for instance in request.instances
         ]
         valid = sum(not isinstance(item, Failure) for item in checked)
-        refusal = _refusal(route, valid)
+        refusal = queue_refusal(route, valid)
         if refusal is not None:
             self._reject(client, request.request_id, refusal, version=route.key.version)
             return
@@ -262,8 +224,9 @@ class BrokerCore:
                 pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
             )
             return
-        self.requests[(client, request.request_id)] = pending
-        self._watch_deadline(pending)
+        key = (client, request.request_id)
+        self.requests[key] = pending
+        self.deadlines.watch(deadline.at, key, self.requests)
         eager = route.idle
         for index, item in enumerate(checked):
             if not isinstance(item, Failure):
@@ -340,7 +303,7 @@ class BrokerCore:
     def _register(self, worker_id: bytes, ready: Ready, now: float) -> None:
         if worker_id in self.workers:
             self._lose(worker_id, now, "worker registered again")
-        problem = _check_ready(ready)
+        problem = registration_problem(ready)
         if problem is not None:
             log.error("refusing worker %s: %s", worker_id.hex(), problem)
             self._emit(Endpoint.BACKEND, worker_id, Disconnect(f"registration refused: {problem}"))
@@ -408,16 +371,7 @@ class BrokerCore:
     # ------------------------------------------------------------------ outcomes
 
     def _settle(self, pending: PendingRequest, index: int, outcome: InstanceOutcome) -> None:
-        if pending.done or pending.outcomes[index] is not None:
-            return
-        pending.outcomes[index] = outcome
-        pending.remaining -= 1
-        stats = pending.route.stats
-        if isinstance(outcome, Failure):
-            stats.instance_failed(outcome.kind)
-        else:
-            stats.instances_succeeded += 1
-        if pending.remaining == 0:
+        if pending.settle(index, outcome):
             self._finish(pending)
 
     def _finish(self, pending: PendingRequest) -> None:
@@ -436,19 +390,8 @@ class BrokerCore:
         self.requests.pop((pending.client, pending.request_id), None)
         self._emit(Endpoint.FRONTEND, pending.client, reply)
 
-    def _watch_deadline(self, pending: PendingRequest) -> None:
-        deadlines = self._deadlines
-        heapq.heappush(deadlines, (pending.deadline.at, (pending.client, pending.request_id)))
-        # Entries of answered requests leave the heap only at their deadline: rebuild it when
-        # they dominate, so memory follows the requests in flight, not the request rate.
-        if len(deadlines) > 2 * len(self.requests) + _DEADLINE_SLACK:
-            self._deadlines = [entry for entry in deadlines if entry[1] in self.requests]
-            heapq.heapify(self._deadlines)
-
     def _expire(self, now: float) -> None:
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, key = heapq.heappop(deadlines)
+        for key in self.deadlines.due(now):
             pending = self.requests.get(key)
             if pending is not None and pending.deadline.expired(now):
                 waited_ms = -pending.deadline.remaining_s(now) * 1000.0
@@ -477,34 +420,3 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
     their requests (the worker drops it unstarted once that has passed)."""
     latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
     return Job(job_id, route.key.method, [item.payload for item in items], latest.timeout_ms(now))
-
-
-def _check_ready(ready: Ready) -> str | None:
-    """Why a registration is refused (None: it is not). Its methods' batching policies are
-    valid: a `BatchPolicy` is checked when it is made, so when it is decoded."""
-    if ready.version < 1:
-        return f"version must be >= 1, not {ready.version}"
-    if ready.capacity < 1:
-        return f"capacity must be >= 1, not {ready.capacity}"
-    if not ready.methods:
-        return "serves no method"
-    return None
-
-
-def _refusal(route: Route, count: int) -> Failure | None:
-    """Why `count` more instances may not join `route`'s queue (None: they may)."""
-    limit = route.policy.max_queue_size
-    match route.policy.admit(route.live, count):
-        case Admission.TOO_LARGE:
-            return Failure(
-                ErrorKind.INVALID_INPUT,
-                f"request too large: {count} instances can never fit the queue of "
-                f"{describe(route.key)} (limit {limit}); split it into smaller requests",
-            )
-        case Admission.QUEUE_FULL:
-            return Failure(
-                ErrorKind.QUEUE_FULL,
-                f"enqueued requests count exceeds the limit {limit} "
-                f"(queue full for {describe(route.key)}; retry later)",
-            )
-    return None

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from msq.broker.stats import RouteStats
 from msq.proto.batching import BatchPolicy
 from msq.proto.deadline import Deadline
+from msq.proto.errors import Failure
 from msq.proto.messages import Instance, InstanceOutcome, MethodSignature
 
 
@@ -32,6 +33,19 @@ class PendingRequest:
     deadline: Deadline
     done: bool = False
     queued: int = 0
+
+    def settle(self, index: int, outcome: InstanceOutcome) -> bool:
+        """Record instance `index`'s outcome (the first one counts); True once it completes
+        the request."""
+        if self.done or self.outcomes[index] is not None:
+            return False
+        self.outcomes[index] = outcome
+        self.remaining -= 1
+        if isinstance(outcome, Failure):
+            self.route.stats.instance_failed(outcome.kind)
+        else:
+            self.route.stats.instances_succeeded += 1
+        return self.remaining == 0
 
 
 @dataclass(eq=False, slots=True)

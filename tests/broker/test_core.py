@@ -298,7 +298,7 @@ def test_answered_requests_are_not_kept_until_their_deadline() -> None:
         (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.0))
         assert reply.request_id == request_id
     assert core.requests == {}
-    assert len(core._deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
+    assert len(core.deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
 
 
 def test_a_job_carries_the_time_left_until_the_latest_deadline_of_its_requests() -> None:
