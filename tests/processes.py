@@ -16,6 +16,7 @@ from pathlib import Path
 
 import zmq
 
+from msq.process import is_ready_line
 from msq.proto import transport
 from msq.proto.messages import Status, StatusQuery
 
@@ -66,7 +67,7 @@ class Proc:
             for line in iter(self.process.stderr.readline, b""):
                 log.write(line)
                 log.flush()
-                if line.startswith(b"msq-") and b" ready" in line:
+                if is_ready_line(line.decode("utf-8", "replace")):
                     self.ready.set()
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> Proc:
