@@ -18,6 +18,7 @@ import zmq
 import zmq.asyncio
 
 from msq.proto import transport
+from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Cancel, Instance, Message, Reply, Request, Status, StatusQuery
 from msq.proto.wire import WireError
@@ -38,7 +39,7 @@ class BrokerLink:
         self,
         address: str = transport.DEFAULT_FRONTEND,
         *,
-        default_timeout_s: float = 60.0,
+        default_timeout_s: float = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.address = address
@@ -59,17 +60,31 @@ class BrokerLink:
         instances: list[Instance],
         *,
         version: int = 0,
+        deadline: Deadline | None = None,
         timeout_s: float | None = None,
     ) -> Reply:
         """Run `method` of `servable` on `instances`; remote failures come back in the Reply.
 
-        If the awaiting task is cancelled, the broker is told to drop the request.
+        The request must be answered by `deadline` (gateways make it with
+        `msq.gateways.core.deadline.request_deadline`); callers without one may give
+        `timeout_s`, and with neither the link's default applies. The broker is sent the time
+        left; the link waits until the deadline (plus `DEADLINE_GRACE_S` for the broker's own
+        timeout answer). If the awaiting task is cancelled, the broker is told to drop the request.
         """
-        timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
+        now = time.monotonic()
+        if deadline is None:
+            given = {DeadlineSource.REQUEST: timeout_s}
+            deadline = resolve_deadline(given, now, self.default_timeout_s)
         request_id = next(self._ids)
-        request = Request(request_id, servable, method, instances, version, timeout_s * 1000.0)
+        if deadline.expired(now):
+            message = f"request timed out: its deadline ({deadline.describe()}) passed unsent"
+            return Reply(request_id, version, error=Failure(ErrorKind.TIMEOUT, message))
+        request = Request(
+            request_id, servable, method, instances, version, deadline.timeout_ms(now)
+        )
+        wait_s = deadline.remaining_s(now) + DEADLINE_GRACE_S
         try:
-            answer = await self._call(request_id, request, timeout_s + DEADLINE_GRACE_S)
+            answer = await self._call(request_id, request, wait_s)
         except asyncio.CancelledError:
             await self._send_quietly(Cancel(request_id))
             raise

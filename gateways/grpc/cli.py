@@ -19,6 +19,7 @@ from msq.gateways.grpc.server import (
     GatewaySettings,
     TLSConfig,
 )
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
 
 log = logging.getLogger("msq.gateways.grpc")
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--default-timeout",
         type=float,
-        default=60.0,
+        default=DEFAULT_TIMEOUT_S,
         help="deadline (s) of calls that set none (default %(default)s)",
     )
     parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM): serve TLS")

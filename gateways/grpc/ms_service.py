@@ -6,7 +6,8 @@ travel in `error_msg` — none when every instance succeeded; one when the whole
 and an empty message for the good ones) beside one `Instance` per instance (empty for the
 failed ones). A malformed instance fails alone; the others still run. The one departure: a call
 with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
-expect. Requests are decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
+expect. The deadline is the call's gRPC deadline, else the gateway's default. Requests are
+decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Sequence
 
 import grpc
 
-from msq.gateways.core.deadline import call_timeout_s
-from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
+from msq.gateways.core.deadline import request_deadline
+from msq.gateways.core.errors import error_status
 from msq.gateways.core.link import BrokerLink
+from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import CodecError
+from msq.proto.deadline import DeadlineSource
 from msq.proto.errors import ErrorKind, Failure, MSErrorCode
 from msq.proto.messages import Instance, InstanceOutcome, Reply
 from msq.proto.ms_tensors import fill_ms_tensor, wire_tensor
@@ -73,13 +76,13 @@ def fill_reply(reply: pb.PredictReply, outcomes: Sequence[InstanceOutcome]) -> N
         _add_error(reply, MSErrorCode.INVALID_INPUTS, NO_INSTANCES)
         return
     if len(failures) == len(outcomes) and len(set(failures)) == 1:
-        _add_error(reply, failures[0].ms_code, failures[0].message)
+        _add_error(reply, error_status(failures[0].kind).ms_code, failures[0].message)
         return
     for outcome in outcomes:
         instance = reply.instances.add()
         if isinstance(outcome, Failure):
             if failures:
-                _add_error(reply, outcome.ms_code, outcome.message)
+                _add_error(reply, error_status(outcome.kind).ms_code, outcome.message)
             continue
         if failures:
             _add_error(reply, MSErrorCode.SUCCESS, "")
@@ -96,8 +99,9 @@ def timeout_of_all(outcomes: Sequence[InstanceOutcome]) -> Failure | None:
 class MSService:
     """`mindspore.serving.proto.MSService` on top of the broker link."""
 
-    def __init__(self, link: BrokerLink) -> None:
+    def __init__(self, link: BrokerLink, default_timeout_s: float) -> None:
         self._link = link
+        self._default_timeout_s = default_timeout_s
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's handler for a grpc server, with the zero-copy request decoder."""
@@ -112,10 +116,12 @@ class MSService:
         self, request: RawPredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictReply:
         """Run the requested method on every instance."""
+        deadline = request_deadline(
+            self._default_timeout_s, grpc_remaining_s=context.time_remaining()
+        )
         raw_instances = request.instances or request.legacy_instances
         decoded = [decode_instance(instance) for instance in raw_instances]
         valid = [outcome for outcome in decoded if not isinstance(outcome, Failure)]
-        timeout_s = call_timeout_s(context)
         answer = None
         if valid:
             answer = await self._link.infer(
@@ -123,11 +129,11 @@ class MSService:
                 request.method_name,
                 valid,
                 version=request.version_number,
-                timeout_s=timeout_s,
+                deadline=deadline,
             )
         outcomes = merge_outcomes(decoded, answer)
         timeout = timeout_of_all(outcomes)
-        if timeout_s is not None and timeout is not None:
+        if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)
         reply = pb.PredictReply()
         spec = reply.servable_spec  # echoes the request's

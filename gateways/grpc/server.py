@@ -15,13 +15,15 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from msq.gateways.core.catalog import Catalog
+from msq.gateways.core.link import BrokerLink
 from msq.gateways.grpc.ms_service import SERVICE as MS_SERVICE
 from msq.gateways.grpc.ms_service import MSService
 from msq.gateways.grpc.v2 import SERVICE as V2_SERVICE
 from msq.gateways.grpc.v2 import InferenceService
-from msq.gateways.core.link import BrokerLink
-from msq.gateways.v2.models import ModelCatalog
+from msq.gateways.v2.service import V2Service
 from msq.proto import grpc_predict_v2_pb2, ms_service_pb2
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.messages import Status
 from msq.proto.transport import DEFAULT_FRONTEND
 
@@ -66,7 +68,7 @@ class GatewaySettings:
     broker: str = DEFAULT_FRONTEND
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB
     tls: TLSConfig | None = None
-    default_timeout_s: float = 60.0
+    default_timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB:
@@ -87,7 +89,7 @@ def reflection_pool() -> descriptor_pool.DescriptorPool:
 
 
 async def follow_health(
-    servicer: health.aio.HealthServicer, catalog: ModelCatalog, interval_s: float
+    servicer: health.aio.HealthServicer, catalog: Catalog, interval_s: float
 ) -> None:
     """Keep the health statuses current: overall and per service SERVING while some worker is
     ready, and per servable SERVING while a worker for it is ready."""
@@ -118,8 +120,8 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.link = BrokerLink(settings.broker, default_timeout_s=settings.default_timeout_s)
-        self.catalog = ModelCatalog(self.link.status)
+        self.link = BrokerLink(settings.broker)
+        self.catalog = Catalog(self.link.status)
         limit = settings.max_message_bytes
         self.server = grpc.aio.server(
             options=[
@@ -128,8 +130,10 @@ class Gateway:
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
             ]
         )
-        self.server.add_generic_rpc_handlers((MSService(self.link).handler(),))
-        self.server.add_generic_rpc_handlers((InferenceService(self.link, self.catalog).handler(),))
+        timeout_s = settings.default_timeout_s
+        v2 = InferenceService(V2Service(self.link, self.catalog), timeout_s)
+        self.server.add_generic_rpc_handlers((MSService(self.link, timeout_s).handler(),))
+        self.server.add_generic_rpc_handlers((v2.handler(),))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         services = (MS_SERVICE, V2_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)

@@ -1,11 +1,12 @@
 """The Open Inference Protocol (KServe V2) `inference.GRPCInferenceService` over the broker.
 
-Models, metadata, config, statistics and errors follow `msq.gateways.v2.models`; this module
-only converts between protobuf messages and those. Inputs may come as `raw_input_contents`
-(what tritonclient sends; BYTES in V2's length-prefixed layout; large ones are not copied, see
-`msq.gateways.grpc.wire`) or as typed `contents` (not for FP16/BF16); outputs are always
-returned as `raw_output_contents`. A request parameter `timeout` (int64, microseconds) caps
-the call's deadline.
+Models, readiness, documents, inference and errors are `msq.gateways.v2.service`'s; this
+module only converts between protobuf messages and those. Inputs may come as
+`raw_input_contents` (what tritonclient sends; BYTES in V2's length-prefixed layout; large ones
+are not copied, see `msq.gateways.grpc.wire`) or as typed `contents` (not for FP16/BF16);
+outputs are always returned as `raw_output_contents`. The call's deadline is the smaller of its
+gRPC deadline and its `timeout` parameter (int64, microseconds), see
+`msq.gateways.core.deadline`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import numpy as np
 from google.protobuf import json_format
 from typing_extensions import Buffer, override
 
-from msq.gateways.core.deadline import call_timeout_s
+from msq.gateways.core.deadline import request_deadline
+from msq.gateways.core.errors import GatewayError
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
-from msq.gateways.core.link import BrokerLink
-from msq.gateways.v2.models import V2_TO_DTYPE, ModelCatalog, V2Error, server_metadata
-from msq.gateways.v2.tensors import V2Tensor, check_outputs, pack_bytes, to_instances, to_outputs
+from msq.gateways.v2.datatypes import V2_TO_DTYPE
+from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
+from msq.gateways.v2.service import InferCall, V2Service
+from msq.gateways.v2.tensors import V2Tensor, pack_bytes
 from msq.proto import grpc_predict_v2_pb2 as pb
 from msq.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from msq.proto.errors import ErrorKind
@@ -56,14 +59,14 @@ def request_tensors(split: SplitInferRequest) -> list[V2Tensor]:
     """The inputs of an infer request, from its raw or its typed contents."""
     request, raw = split.message, split.raw_inputs
     if raw and len(raw) != len(request.inputs):
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"expected {len(request.inputs)} raw input contents, got {len(raw)}",
         )
     tensors = []
     for index, tensor in enumerate(request.inputs):
         if raw and tensor.HasField("contents"):
-            raise V2Error(
+            raise GatewayError(
                 ErrorKind.INVALID_INPUT,
                 f"input {tensor.name!r} has contents although raw_input_contents are given",
             )
@@ -76,7 +79,7 @@ def typed_contents(tensor: pb.ModelInferRequest.InferInputTensor) -> Buffer | li
     """A tensor's typed contents as raw bytes (or BYTES elements)."""
     field = CONTENTS_FIELDS.get(tensor.datatype)
     if field is None:
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"input {tensor.name!r}: datatype {tensor.datatype!r} must come in raw_input_contents",
         )
@@ -86,19 +89,16 @@ def typed_contents(tensor: pb.ModelInferRequest.InferInputTensor) -> Buffer | li
     try:
         return np.array(list(values), dtype=V2_TO_DTYPE[tensor.datatype]).tobytes()
     except (OverflowError, ValueError) as exc:
-        raise V2Error(ErrorKind.INVALID_INPUT, f"input {tensor.name!r}: {exc}") from None
+        raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r}: {exc}") from None
 
 
-def timeout_parameter_s(request: pb.ModelInferRequest) -> float | None:
-    """The request's `timeout` parameter (microseconds) in seconds; None when absent or 0."""
+def timeout_parameter(request: pb.ModelInferRequest) -> object:
+    """The value of the request's `timeout` parameter (None: absent)."""
     if "timeout" not in request.parameters:
         return None
     parameter = request.parameters["timeout"]
     kind = parameter.WhichOneof("parameter_choice")
-    value = getattr(parameter, kind) if kind in ("int64_param", "uint64_param") else None
-    if not isinstance(value, int) or value < 0:
-        raise V2Error(ErrorKind.INVALID_INPUT, "parameter 'timeout' must be microseconds (int)")
-    return value / 1e6 if value else None
+    return None if kind is None else getattr(parameter, kind)
 
 
 def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -> None:
@@ -114,9 +114,9 @@ def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """`inference.GRPCInferenceService` on top of the broker link."""
 
-    def __init__(self, link: BrokerLink, catalog: ModelCatalog) -> None:
-        self._link = link
-        self._catalog = catalog
+    def __init__(self, v2: V2Service, default_timeout_s: float) -> None:
+        self._v2 = v2
+        self._default_timeout_s = default_timeout_s
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's handler for a grpc server (ModelInfer with the zero-copy decoder)."""
@@ -144,14 +144,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerReadyResponse:
         """Ready when the broker answers and some worker is ready."""
-        return pb.ServerReadyResponse(ready=await self._catalog.server_ready())
+        return pb.ServerReadyResponse(ready=await _succeeds(self._v2.check_server_ready()))
 
     @override
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         """Ready when a worker serves the model (unknown models are not ready)."""
-        ready = await self._catalog.model_ready(request.name, request.version)
+        ready = await _succeeds(self._v2.check_model_ready(request.name, request.version))
         return pb.ModelReadyResponse(ready=ready)
 
     @override
@@ -166,23 +166,23 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         """Inputs, outputs and versions of a model."""
-        model = await _answer(context, self._catalog.resolve(request.name, request.version))
-        return json_format.ParseDict(model.metadata(), pb.ModelMetadataResponse())
+        model = await _answer(context, self._v2.model(request.name, request.version))
+        return json_format.ParseDict(model_metadata(model), pb.ModelMetadataResponse())
 
     @override
     async def ModelConfig(
         self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelConfigResponse:
         """The Triton-style configuration of a model."""
-        model = await _answer(context, self._catalog.resolve(request.name, request.version))
-        return json_format.ParseDict({"config": model.config()}, pb.ModelConfigResponse())
+        model = await _answer(context, self._v2.model(request.name, request.version))
+        return json_format.ParseDict({"config": model_config(model)}, pb.ModelConfigResponse())
 
     @override
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelStatisticsResponse:
         """Statistics of one model, or of every model when no name is given."""
-        stats = await _answer(context, self._catalog.statistics(request.name, request.version))
+        stats = await _answer(context, self._v2.statistics(request.name, request.version))
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse())
 
     @override
@@ -196,33 +196,39 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, split: SplitInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         request = split.message
-        timeout_s = call_timeout_s(context, timeout_parameter_s(request))
-        model = await self._catalog.resolve(request.model_name, request.model_version)
-        requested = [output.name for output in request.outputs]
-        check_outputs(model, requested)
-        instances = to_instances(model, request_tensors(split))
-        reply = await self._link.infer(
-            model.servable,
-            model.method.name,
-            instances,
-            version=model.version,
-            timeout_s=timeout_s,
+        deadline = request_deadline(
+            self._default_timeout_s,
+            grpc_remaining_s=context.time_remaining(),
+            timeout_parameter=timeout_parameter(request),
         )
-        if reply.error is not None:
-            raise V2Error.of(reply.error)
+        call = InferCall(
+            request.model_name,
+            request.model_version,
+            request_tensors(split),
+            [output.name for output in request.outputs],
+            deadline,
+        )
+        answer = await self._v2.infer(call)
         response = pb.ModelInferResponse(
-            model_name=request.model_name,
-            model_version=str(reply.version or model.version),
-            id=request.id,
+            model_name=request.model_name, model_version=str(answer.version), id=request.id
         )
-        fill_outputs(response, to_outputs(model, reply.outcomes, requested))
+        fill_outputs(response, answer.outputs)
         return response
 
 
+async def _succeeds(check: Awaitable[object]) -> bool:
+    """Whether `check` passes (a `GatewayError` says it does not)."""
+    try:
+        await check
+    except GatewayError:
+        return False
+    return True
+
+
 async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
-    """The result of `call`; a `V2Error` ends the RPC with its status code instead."""
+    """The result of `call`; a `GatewayError` ends the RPC with its status code instead."""
     try:
         return await call
-    except V2Error as exc:
+    except GatewayError as exc:
         await context.abort(exc.status.grpc_code, exc.message)
         raise  # context.abort raised already; this tells the type checker

@@ -22,13 +22,13 @@ def create_app(settings: RestSettings | None = None) -> App:
     """The REST gateway app; settings default to `RestSettings.from_env()`."""
     settings = RestSettings.from_env() if settings is None else settings
     gateway = Gateway(settings)
-    metrics = RequestMetrics()
-    middleware: list[Any] = [gateway, metrics]
+    requests = RequestMetrics()
+    middleware: list[Any] = [gateway, requests]
     app: App = falcon.asgi.App(middleware=middleware)
     errors = ErrorHandlers(settings.ms_status_codes)
     errors.install(app)
     ms.add_routes(app, gateway, errors)
     v2.add_routes(app, gateway)
-    metrics.add_routes(app, gateway, metrics)
+    metrics.add_routes(app, gateway, requests)
     openapi.add_routes(app)
     return app

@@ -2,8 +2,10 @@
 
     msq-rest-gateway --listen 127.0.0.1:1500 --workers 2 --broker tcp://127.0.0.1:5600
 
-Runs the app of `msq.gateways.rest.app` with the settings of `msq.gateways.rest.gunicorn_conf`
-(the same as `gunicorn -c python:msq.gateways.rest.gunicorn_conf 'msq.gateways.rest.app:create_app()'`).
+Runs the app of `msq.gateways.rest.app` with the settings of `msq.gateways.rest.gunicorn_conf`,
+the same as::
+
+    gunicorn -c python:msq.gateways.rest.gunicorn_conf 'msq.gateways.rest.app:create_app()'
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from msq.gateways.rest.state import MB, RestSettings
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
 
 CONFIG_MODULE = "msq.gateways.rest.gunicorn_conf"
@@ -56,7 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=DEFAULT_TIMEOUT_S,
         help="default request deadline in seconds (X-MSQ-Timeout-Ms / V2 timeout override it)",
     )
     parser.add_argument(

@@ -15,13 +15,12 @@ from typing import Any, TypeAlias
 import falcon
 import falcon.asgi
 
-from msq.gateways.v2.models import V2Error, error_status
-from msq.proto.errors import ErrorKind
+from msq.gateways.core.deadline import TIMEOUT_HEADER, request_deadline
+from msq.gateways.core.errors import GatewayError
+from msq.proto.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
-#: Header giving a request's deadline in milliseconds (any route; V2 also has `timeout`).
-TIMEOUT_HEADER = "X-MSQ-Timeout-Ms"
 #: Seconds a client is asked to wait before retrying an overloaded or unserved model.
 RETRY_AFTER_S = 1
 #: Path prefix of MindSpore Serving's routes.
@@ -38,11 +37,6 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-    @classmethod
-    def of_kind(cls, kind: ErrorKind, message: str) -> HttpError:
-        """The error for a failure kind, with the status of the gateways' shared policy."""
-        return cls(error_status(kind).http_status, message)
 
 
 async def read_body(req: falcon.asgi.Request, limit: int) -> bytes:
@@ -78,18 +72,16 @@ def _too_large(limit: int) -> HttpError:
     return HttpError(413, f"http message is bigger than {limit} bytes")
 
 
-def timeout_s(req: falcon.asgi.Request) -> float | None:
-    """The deadline the `X-MSQ-Timeout-Ms` header asks for, in seconds (None: the default)."""
-    value = req.get_header(TIMEOUT_HEADER)
-    if value is None:
-        return None
-    try:
-        milliseconds = float(value)
-    except ValueError:
-        milliseconds = -1.0
-    if not 0 < milliseconds < float("inf"):
-        raise HttpError(400, f"{TIMEOUT_HEADER} must be a positive number, not {value!r}")
-    return milliseconds / 1000.0
+def deadline(
+    req: falcon.asgi.Request, default_s: float, timeout_parameter: object = None
+) -> Deadline:
+    """The request's deadline: the smaller of the `X-MSQ-Timeout-Ms` header and (V2) the
+    `timeout` parameter, else `default_s`; `GatewayError` (400) for a bad timeout."""
+    return request_deadline(
+        default_s,
+        timeout_parameter=timeout_parameter,
+        timeout_header=req.get_header(TIMEOUT_HEADER),
+    )
 
 
 def answer_json(resp: falcon.asgi.Response, status: int, document: Any) -> None:
@@ -133,7 +125,7 @@ class ErrorHandlers:
         app.add_error_handler(Exception, self.on_unexpected)
         app.add_error_handler(falcon.HTTPError, self.on_falcon_error)
         app.add_error_handler(HttpError, self.on_http_error)
-        app.add_error_handler(V2Error, self.on_v2_error)
+        app.add_error_handler(GatewayError, self.on_gateway_error)
 
     def status_for(self, req: falcon.asgi.Request, status: int) -> int:
         """The status to send: 200 for MindSpore routes unless real codes are asked for."""
@@ -147,8 +139,8 @@ class ErrorHandlers:
         ms = is_ms_route(req)
         answer_error(resp, self.status_for(req, ex.status), ex.message, ms=ms)
 
-    async def on_v2_error(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: V2Error, params: Any
+    async def on_gateway_error(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: GatewayError, params: Any
     ) -> None:
         status = self.status_for(req, ex.status.http_status)
         answer_error(resp, status, ex.message, ms=is_ms_route(req))

@@ -5,7 +5,7 @@ answered with HTTP 200 and `{"error_msg": ...}` unless the gateway runs with rea
 (`--http-status-codes`); then a failed request gets the status of its error kind (400 bad
 input, 404 unknown servable or method, 503 + Retry-After overloaded or no worker, 504 deadline)
 while a request with some good and some bad instances still answers 200. The optional header
-`X-MSQ-Timeout-Ms` sets the request's deadline.
+`X-MSQ-Timeout-Ms` sets the request's deadline (else the gateway's default).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import falcon.asgi
 
-from msq.gateways.rest.http import App, ErrorHandlers, HttpError, answer_bytes, read_body, timeout_s
+from msq.gateways.core.errors import GatewayError, error_status
+from msq.gateways.rest.http import App, ErrorHandlers, HttpError, answer_bytes, deadline, read_body
 from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, reply_document
 from msq.gateways.rest.state import Gateway
-from msq.gateways.v2.models import error_status
 from msq.proto.errors import ErrorKind
 
 ROUTE = "/model/{servable}:{method}"
@@ -57,14 +57,15 @@ class PredictResource:
         version: str = "0",
     ) -> None:
         number = parse_version(version)
-        deadline_s = timeout_s(req)
-        body = await read_body(req, self._gateway.settings.max_body_bytes)
+        settings = self._gateway.settings
+        until = deadline(req, settings.default_timeout_s)
+        body = await read_body(req, settings.max_body_bytes)
         try:
             instances = parse_request(body)
         except MSRestError as exc:
-            raise HttpError.of_kind(ErrorKind.INVALID_INPUT, str(exc)) from None
+            raise GatewayError(ErrorKind.INVALID_INPUT, str(exc)) from None
         reply = await self._gateway.link.infer(
-            servable, method, instances, version=number, timeout_s=deadline_s
+            servable, method, instances, version=number, deadline=until
         )
         document, failure = reply_document(reply, len(instances))
         status = 200 if failure is None else error_status(failure.kind).http_status

@@ -14,7 +14,8 @@ import falcon
 import falcon.asgi
 
 import msq
-from msq.gateways.rest.http import TIMEOUT_HEADER, App, answer_bytes
+from msq.gateways.core.deadline import TIMEOUT_HEADER
+from msq.gateways.rest.http import App, answer_bytes
 from msq.gateways.rest.v2_codec import HEADER_LENGTH
 
 _JSON = "application/json"
@@ -53,7 +54,8 @@ _TIMEOUT = {
     "name": TIMEOUT_HEADER,
     "in": "header",
     "required": False,
-    "description": "Deadline of the request in milliseconds (default: the gateway's, 60 s).",
+    "description": "Timeout of the request in milliseconds; on V2 the smaller of it and the "
+    "`timeout` parameter wins (default: the gateway's, 60 s).",
     "schema": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
 }
 _SERVABLE = _path_parameter("servable", "Servable name")

@@ -1,4 +1,4 @@
-"""The REST gateway's settings and its per-process state (the broker link and model catalog).
+"""The REST gateway's settings and its per-process state: broker link, catalog, V2 service.
 
 Under gunicorn each worker process builds the app after the fork; its `Gateway` opens the
 `BrokerLink` inside that worker's event loop at ASGI lifespan startup (or on first use when
@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.link import BrokerLink
-from msq.gateways.v2.models import ModelCatalog
+from msq.gateways.v2.service import V2Service
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
 
 MB = 1024 * 1024
@@ -30,7 +32,7 @@ class RestSettings:
     broker: str = DEFAULT_FRONTEND
     max_body_bytes: int = 100 * MB
     ms_status_codes: bool = False
-    default_timeout_s: float = 60.0
+    default_timeout_s: float = DEFAULT_TIMEOUT_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RestSettings:
@@ -47,29 +49,35 @@ class RestSettings:
 
 
 class Gateway:
-    """One process's link to the broker and its cached model catalog; also the Falcon
-    middleware that opens them at lifespan startup and closes them at shutdown."""
+    """One process's link to the broker, its cached catalog and its V2 service; also the
+    Falcon middleware that opens them at lifespan startup and closes them at shutdown."""
 
     def __init__(self, settings: RestSettings) -> None:
         self.settings = settings
         self._link: BrokerLink | None = None
-        self._catalog: ModelCatalog | None = None
+        self._catalog: Catalog | None = None
+        self._v2: V2Service | None = None
 
     @property
     def link(self) -> BrokerLink:
         """The process's link (opened on first use; call from the event loop)."""
         if self._link is None:
-            self._link = BrokerLink(
-                self.settings.broker, default_timeout_s=self.settings.default_timeout_s
-            )
+            self._link = BrokerLink(self.settings.broker)
         return self._link
 
     @property
-    def catalog(self) -> ModelCatalog:
+    def catalog(self) -> Catalog:
         """The servables the broker reports, cached briefly."""
         if self._catalog is None:
-            self._catalog = ModelCatalog(self.link.status)
+            self._catalog = Catalog(self.link.status)
         return self._catalog
+
+    @property
+    def v2(self) -> V2Service:
+        """The Open Inference Protocol over this process's link and catalog."""
+        if self._v2 is None:
+            self._v2 = V2Service(self.link, self.catalog)
+        return self._v2
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """ASGI lifespan startup: connect to the broker early."""
@@ -79,4 +87,4 @@ class Gateway:
         """ASGI lifespan shutdown: close the link."""
         if self._link is not None:
             self._link.close()
-            self._link = self._catalog = None
+            self._link = self._catalog = self._v2 = None

@@ -1,11 +1,11 @@
 """Open Inference Protocol (KServe V2) REST routes, as tritonclient.http speaks them.
 
-Models are named as on the gRPC gateway (`msq.gateways.v2.models`): `{servable}.{method}`, or
-the bare `{servable}` when it has one method; `/versions/{v}` may follow the model everywhere.
-Every non-200 answer is `{"error": "..."}`: 400 bad input, 404 unknown model, 503 with
-`Retry-After` when overloaded or no worker serves the model, 504 when the deadline passes.
-A request's deadline is its `timeout` parameter (microseconds) or the `X-MSQ-Timeout-Ms`
-header.
+Models, readiness, documents and inference are `msq.gateways.v2.service`'s (shared with the
+gRPC gateway): `{servable}.{method}`, or the bare `{servable}` when it has one method;
+`/versions/{v}` may follow the model everywhere. Every non-200 answer is `{"error": "..."}`:
+400 bad input, 404 unknown model, 503 with `Retry-After` when overloaded or no worker serves the
+model, 504 when the deadline passes. A request's deadline is the smaller of its `timeout`
+parameter (microseconds) and the `X-MSQ-Timeout-Ms` header, else the gateway's default.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
-import msq
-from msq.gateways.rest.http import App, HttpError, answer_bytes, answer_json, read_body, timeout_s
+from msq.gateways.rest.http import App, answer_bytes, answer_json, deadline, read_body
 from msq.gateways.rest.state import Gateway
 from msq.gateways.rest.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
-from msq.gateways.v2.models import V2Error, parse_version
-from msq.gateways.v2.tensors import check_outputs, to_instances, to_outputs
+from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
+from msq.gateways.v2.service import InferCall
 
 #: The protocol extensions this server implements (names as Triton reports them).
 EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
@@ -33,23 +32,17 @@ class ServerResource:
         self._gateway = gateway
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        answer_json(
-            resp, 200, {"name": "msq", "version": msq.__version__, "extensions": EXTENSIONS}
-        )
+        answer_json(resp, 200, server_metadata(EXTENSIONS))
 
     async def on_get_live(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         answer_json(resp, 200, {"live": True})
 
     async def on_get_ready(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        status = await self._gateway.catalog.status()
-        if status is None:
-            raise HttpError(503, "not ready: the broker does not answer")
-        if not any(info.workers > 0 for info in status.servables):
-            raise HttpError(503, "not ready: no worker serves any model yet")
+        await self._gateway.v2.check_server_ready()
         answer_json(resp, 200, {"ready": True})
 
     async def on_get_stats(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        answer_json(resp, 200, {"model_stats": await self._gateway.catalog.statistics()})
+        answer_json(resp, 200, {"model_stats": await self._gateway.v2.statistics()})
 
 
 class ModelResource:
@@ -61,49 +54,36 @@ class ModelResource:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str, version: str = ""
     ) -> None:
-        resolved = await self._gateway.catalog.resolve(model, version)
-        answer_json(resp, 200, resolved.metadata())
+        answer_json(resp, 200, model_metadata(await self._gateway.v2.model(model, version)))
 
     async def on_get_ready(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str, version: str = ""
     ) -> None:
-        resolved = await self._gateway.catalog.resolve(model, version)
-        if resolved.workers == 0:
-            raise HttpError(503, f"model {model!r} is not ready: no worker serves it")
+        await self._gateway.v2.check_model_ready(model, version)
         answer_json(resp, 200, {"name": model, "ready": True})
 
     async def on_get_config(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str, version: str = ""
     ) -> None:
-        resolved = await self._gateway.catalog.resolve(model, version)
-        answer_json(resp, 200, resolved.config())
+        answer_json(resp, 200, model_config(await self._gateway.v2.model(model, version)))
 
     async def on_get_stats(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str, version: str = ""
     ) -> None:
-        stats = await self._gateway.catalog.statistics(model, version)
+        stats = await self._gateway.v2.statistics(model, version)
         answer_json(resp, 200, {"model_stats": stats})
 
     async def on_post_infer(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str, version: str = ""
     ) -> None:
-        body = await read_body(req, self._gateway.settings.max_body_bytes)
-        resolved = await self._gateway.catalog.resolve(model, version)
+        settings = self._gateway.settings
+        body = await read_body(req, settings.max_body_bytes)
         request = parse_infer_request(body, req.get_header(HEADER_LENGTH))
-        check_outputs(resolved, request.outputs)
-        instances = to_instances(resolved, request.inputs)
-        reply = await self._gateway.link.infer(
-            resolved.servable,
-            resolved.method.name,
-            instances,
-            version=parse_version(version),
-            timeout_s=request.timeout_s or timeout_s(req),
-        )
-        if reply.error is not None:
-            raise V2Error.of(reply.error)
-        outputs = to_outputs(resolved, reply.outcomes, list(request.outputs))
+        until = deadline(req, settings.default_timeout_s, request.timeout)
+        call = InferCall(model, version, request.inputs, list(request.outputs), until)
+        answer = await self._gateway.v2.infer(call)
         answered, header_length = encode_infer_response(
-            model, reply.version or resolved.version, request, outputs
+            model, answer.version, request, answer.outputs
         )
         if header_length is None:
             answer_bytes(resp, 200, answered)

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from msq.gateways.v2.models import V2_TO_DTYPE, V2Error
+from msq.gateways.core.errors import GatewayError
+from msq.gateways.v2.datatypes import V2_TO_DTYPE
 from msq.gateways.v2.tensors import V2Tensor, pack_bytes
 from msq.proto.codec import BYTES
 from msq.proto.errors import ErrorKind
@@ -31,8 +32,8 @@ _FLOAT_LEAVES = frozenset({int, float})
 _INT_LEAVES = frozenset({int})
 
 
-def _invalid(message: str) -> V2Error:
-    return V2Error(ErrorKind.INVALID_INPUT, message)
+def _invalid(message: str) -> GatewayError:
+    return GatewayError(ErrorKind.INVALID_INPUT, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +47,9 @@ class InferRequest:
     outputs: dict[str, bool | None] = field(default_factory=dict)
     #: Binary for outputs that do not say (`parameters.binary_data_output`).
     binary_default: bool = False
-    #: The request's deadline (`parameters.timeout`, microseconds), in seconds.
-    timeout_s: float | None = None
+    #: The request's `parameters.timeout` as given (microseconds; None: absent), checked by
+    #: `msq.gateways.core.deadline`.
+    timeout: object = None
 
     def binary(self, output: str) -> bool:
         """Whether `output` is answered in the binary tail."""
@@ -56,7 +58,7 @@ class InferRequest:
 
 
 def parse_infer_request(body: bytes, header_length: str | None = None) -> InferRequest:
-    """Decode an infer body; raise `V2Error` (INVALID_INPUT) naming the problem."""
+    """Decode an infer body; raise `GatewayError` (INVALID_INPUT) naming the problem."""
     json_part, tail = _split_body(body, header_length)
     try:
         document = json.loads(json_part)
@@ -84,7 +86,7 @@ def parse_infer_request(body: bytes, header_length: str | None = None) -> InferR
         request_id=request_id,
         outputs=_parse_outputs(document.get("outputs", [])),
         binary_default=_flag(parameters, "binary_data_output", "parameters"),
-        timeout_s=_timeout_s(parameters),
+        timeout=parameters.get("timeout"),
     )
 
 
@@ -118,15 +120,6 @@ def _flag(parameters: dict[str, Any], name: str, what: str) -> bool:
     if not isinstance(value, bool):
         raise _invalid(f"'{what}.{name}' must be true or false")
     return value
-
-
-def _timeout_s(parameters: dict[str, Any]) -> float | None:
-    timeout = parameters.get("timeout")
-    if timeout is None:
-        return None
-    if type(timeout) is not int or timeout <= 0:
-        raise _invalid("'parameters.timeout' must be a positive integer (microseconds)")
-    return timeout / 1_000_000
 
 
 def _parse_outputs(outputs: object) -> dict[str, bool | None]:

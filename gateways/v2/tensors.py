@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from typing_extensions import Buffer
 
-from msq.gateways.v2.models import DTYPE_TO_V2, V2Error, V2Model, msq_dtype
+from msq.gateways.core.errors import GatewayError
+from msq.gateways.v2.datatypes import DTYPE_TO_V2, msq_dtype
+from msq.gateways.v2.models import V2Model
 from msq.proto.codec import BYTES, STRING, WireTensor
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Instance, InstanceOutcome
@@ -33,11 +35,11 @@ def unpack_bytes(raw: Buffer) -> list[bytes]:
     offset = 0
     while offset < len(view):
         if offset + 4 > len(view):
-            raise V2Error(ErrorKind.INVALID_INPUT, "truncated length prefix in BYTES data")
+            raise GatewayError(ErrorKind.INVALID_INPUT, "truncated length prefix in BYTES data")
         (length,) = struct.unpack_from("<I", view, offset)
         offset += 4
         if offset + length > len(view):
-            raise V2Error(ErrorKind.INVALID_INPUT, "BYTES element longer than the data")
+            raise GatewayError(ErrorKind.INVALID_INPUT, "BYTES element longer than the data")
         elements.append(bytes(view[offset : offset + length]))
         offset += length
     return elements
@@ -63,21 +65,21 @@ def to_instances(model: V2Model, inputs: Sequence[V2Tensor]) -> list[Instance]:
     for tensor in inputs:
         spec = specs.get(tensor.name)
         if spec is None:
-            raise V2Error(
+            raise GatewayError(
                 ErrorKind.INVALID_INPUT,
                 f"unexpected inference input {tensor.name!r} for model {model.name!r}",
             )
         if tensor.name in columns:
-            raise V2Error(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is given twice")
+            raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is given twice")
         columns[tensor.name] = _rows(tensor, msq_dtype(tensor.datatype, spec.dtype), model)
     for spec in model.method.inputs:
         if spec.name not in columns:
-            raise V2Error(
+            raise GatewayError(
                 ErrorKind.INVALID_INPUT, f"Cannot find input {spec.name} in instance input"
             )
     counts = {len(rows) for rows in columns.values()}
     if len(counts) > 1:
-        raise V2Error(ErrorKind.INVALID_INPUT, "inputs have different batch sizes (dim 0)")
+        raise GatewayError(ErrorKind.INVALID_INPUT, "inputs have different batch sizes (dim 0)")
     count = counts.pop() if counts else 1
     return [{name: rows[i] for name, rows in columns.items()} for i in range(count)]
 
@@ -86,24 +88,26 @@ def _rows(tensor: V2Tensor, dtype: str, model: V2Model) -> list[WireTensor]:
     """One input split into per-instance wire tensors."""
     shape = tensor.shape
     if any(dim < 0 for dim in shape):
-        raise V2Error(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} has shape {list(shape)}")
+        raise GatewayError(
+            ErrorKind.INVALID_INPUT, f"input {tensor.name!r} has shape {list(shape)}"
+        )
     batched = bool(model.max_batch_size)
     if batched and not shape:
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"input {tensor.name!r} of model {model.name!r} needs a batch dimension first",
         )
     count, row_shape = (shape[0], shape[1:]) if batched else (1, shape)
     if count == 0:
-        raise V2Error(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} has a batch of size 0")
+        raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} has a batch of size 0")
     if dtype in (STRING, BYTES):
         return _bytes_rows(tensor, dtype, count, row_shape)
     if isinstance(tensor.data, list):
-        raise V2Error(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is not BYTES")
+        raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is not BYTES")
     view = memoryview(tensor.data).cast("B")
     row_bytes = math.prod(row_shape) * np.dtype(dtype).itemsize
     if len(view) != count * row_bytes:
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"input {tensor.name!r}: {len(view)} bytes do not match shape {list(shape)} "
             f"of {tensor.datatype} ({count * row_bytes} bytes)",
@@ -121,13 +125,13 @@ def _bytes_rows(
 ) -> list[WireTensor]:
     elements = tensor.data if isinstance(tensor.data, list) else unpack_bytes(tensor.data)
     if len(elements) != math.prod(tensor.shape):
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"input {tensor.name!r}: {len(elements)} BYTES elements do not match shape "
             f"{list(tensor.shape)}",
         )
     if math.prod(row_shape) != 1:
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INVALID_INPUT,
             f"input {tensor.name!r}: a BYTES input holds one element per instance, not shape "
             f"{list(row_shape)}",
@@ -140,7 +144,7 @@ def check_outputs(model: V2Model, requested: Iterable[str]) -> None:
     names = {spec.name for spec in model.method.outputs}
     for name in requested:
         if name not in names:
-            raise V2Error(
+            raise GatewayError(
                 ErrorKind.INVALID_INPUT,
                 f"unexpected inference output {name!r} for model {model.name!r}",
             )
@@ -156,10 +160,10 @@ def to_outputs(
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Failure):
             prefix = f"instance {index}: " if len(outcomes) > 1 else ""
-            raise V2Error(outcome.kind, prefix + outcome.message)
+            raise GatewayError(outcome.kind, prefix + outcome.message)
     instances = [outcome for outcome in outcomes if not isinstance(outcome, Failure)]
     if not instances:
-        raise V2Error(ErrorKind.INTERNAL, "the model returned no instances")
+        raise GatewayError(ErrorKind.INTERNAL, "the model returned no instances")
     names = list(requested) or [spec.name for spec in model.method.outputs] or list(instances[0])
     return [_stack(name, [instance.get(name) for instance in instances], model) for name in names]
 
@@ -169,7 +173,7 @@ def _stack(name: str, column: list[WireTensor | None], model: V2Model) -> V2Tens
     if first is None or any(
         t is None or t.dtype != first.dtype or t.shape != first.shape for t in column
     ):
-        raise V2Error(
+        raise GatewayError(
             ErrorKind.INTERNAL, f"output {name!r} differs in dtype or shape between instances"
         )
     rows = [t for t in column if t is not None]

@@ -82,7 +82,7 @@ def test_settings_from_the_environment() -> None:
 
 
 def plain_gunicorn(broker: str) -> tuple[Proc, int]:
-    """gunicorn run as documented in msq.gateways.rest.gunicorn_conf (1 worker, real status codes)."""
+    """gunicorn as documented in msq.gateways.rest.gunicorn_conf (1 worker, real status codes)."""
     port = free_port()
     args = [sys.executable, "-m", "gunicorn", "-c", "python:msq.gateways.rest.gunicorn_conf"]
     env = {

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msq.gateways.v2.models import V2Error, V2Model
+from msq.gateways.core.errors import GatewayError
+from msq.gateways.v2.models import V2Model
 from msq.gateways.v2.tensors import (
     V2Tensor,
     check_outputs,
@@ -61,7 +62,7 @@ def test_pack_and_unpack_bytes() -> None:
     ("data", "needle"), [(b"\x01\x00", "truncated"), (b"\x05\x00\x00\x00ab", "longer")]
 )
 def test_unpack_bytes_rejects_malformed_data(data: bytes, needle: str) -> None:
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         unpack_bytes(data)
     assert info.value.kind is ErrorKind.INVALID_INPUT
     assert needle in info.value.message
@@ -115,7 +116,7 @@ def test_batching_model_splits_rows_without_copying() -> None:
     ],
 )
 def test_bad_inputs_of_non_batching_model(inputs: list[V2Tensor], needle: str) -> None:
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         to_instances(ADD, inputs)
     assert info.value.kind is ErrorKind.INVALID_INPUT
     assert needle in info.value.message
@@ -142,7 +143,7 @@ def ok_echo(n_rows: int = 2) -> list[V2Tensor]:
     ],
 )
 def test_bad_inputs_of_batching_model(inputs: list[V2Tensor], needle: str) -> None:
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         to_instances(ECHO, inputs)
     assert info.value.kind is ErrorKind.INVALID_INPUT
     assert needle in info.value.message
@@ -170,25 +171,25 @@ def test_output_of_non_batching_model_keeps_its_shape_and_buffer() -> None:
 
 def test_a_failed_instance_fails_the_v2_request() -> None:
     good = {"n": to_wire(np.int8(1)), "text": to_wire("x")}
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         to_outputs(ECHO, [good, Failure(ErrorKind.INVALID_INPUT, "bad n")])
     assert (info.value.kind, info.value.message) == (ErrorKind.INVALID_INPUT, "instance 1: bad n")
-    with pytest.raises(V2Error) as single:
+    with pytest.raises(GatewayError) as single:
         to_outputs(ADD, [Failure(ErrorKind.MODEL_ERROR, "boom")])
     assert (single.value.kind, single.value.message) == (ErrorKind.MODEL_ERROR, "boom")
 
 
 def test_inconsistent_or_missing_outputs_are_internal_errors() -> None:
     rows = [{"n": to_wire(np.int8(1)), "text": to_wire("x")}, {"n": to_wire(np.int16(1))}]
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         to_outputs(ECHO, rows)
     assert info.value.kind is ErrorKind.INTERNAL
-    with pytest.raises(V2Error):
+    with pytest.raises(GatewayError):
         to_outputs(ECHO, [])
 
 
 def test_requested_outputs_are_checked() -> None:
     check_outputs(ADD, ["y"])
-    with pytest.raises(V2Error) as info:
+    with pytest.raises(GatewayError) as info:
         check_outputs(ADD, ["y", "z"])
     assert info.value.message == "unexpected inference output 'z' for model 'add.add_common'"
