@@ -11,7 +11,7 @@ from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.errors import GatewayError
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Status
-from tests.gateways.v2.servables import make_status
+from tests.gateways.v2.statuses import make_status
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from msq.gateways.core.errors import GatewayError
 from msq.gateways.v2.datatypes import ANY_DATATYPE
 from msq.gateways.v2.documents import model_config, model_metadata, statistics
 from msq.gateways.v2.models import resolve
-from tests.gateways.v2.servables import make_status
+from tests.gateways.v2.statuses import make_status
 
 
 def test_metadata_of_non_batching_and_batching_methods() -> None:

@@ -8,7 +8,7 @@ import pytest
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.v2.models import parse_version, resolve
 from msq.proto.errors import ErrorKind
-from tests.gateways.v2.servables import ADD_CAST, make_status
+from tests.gateways.v2.statuses import ADD_CAST, make_status
 
 
 def test_version_strings() -> None:

@@ -14,7 +14,7 @@ from msq.gateways.core.link import BrokerLink
 from msq.gateways.v2.service import V2Service
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Status
-from tests.gateways.v2.servables import make_status
+from tests.gateways.v2.statuses import make_status
 
 
 def stub_query(status: Status | None) -> Callable[[], Awaitable[Status | None]]:
