@@ -112,7 +112,7 @@ def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    """`inference.GRPCInferenceService` on top of the broker link."""
+    """`inference.GRPCInferenceService` on top of the shared V2 service."""
 
     def __init__(self, v2: V2Service, default_timeout_s: float) -> None:
         self._v2 = v2
