@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 SUBPACKAGES = ["broker", "workers", "gateways", "client", "proto", "benchmarks", "launcher"]
 
@@ -14,7 +14,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=["msq", *(f"msq.{name}" for name in SUBPACKAGES)],
+    packages=[
+        "msq",
+        *(f"msq.{name}" for name in SUBPACKAGES),
+        # nested packages (msq.gateways.grpc, ...) live in their folder's subfolders
+        *(f"msq.{name}.{nested}" for name in SUBPACKAGES for nested in find_packages(name)),
+    ],
     package_dir={"msq": "msq", **{f"msq.{name}": name for name in SUBPACKAGES}},
     package_data={
         "msq": ["py.typed"],
@@ -67,8 +72,8 @@ setup(
             "msq=msq.launcher.cli:main",
             "msq-broker=msq.broker.cli:main",
             "msq-worker=msq.workers.cli:main",
-            "msq-grpc-gateway=msq.gateways.grpc_cli:main",
-            "msq-rest-gateway=msq.gateways.rest_cli:main",
+            "msq-grpc-gateway=msq.gateways.grpc.cli:main",
+            "msq-rest-gateway=msq.gateways.rest.cli:main",
             "msq-bench=msq.benchmarks.cli:main",
         ]
     },

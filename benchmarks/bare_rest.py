@@ -16,7 +16,7 @@ import falcon
 import falcon.asgi
 
 from msq.benchmarks.compute import DEFAULT_THREADS, Compute, load_compute
-from msq.gateways.rest_ms_json import MSRestError, dump_json, parse_request, tensor_json
+from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, tensor_json
 from msq.proto.codec import from_wire, to_wire
 
 SCENARIO_ENV = "MSQ_BENCH_SCENARIO"

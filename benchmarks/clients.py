@@ -17,7 +17,7 @@ import grpc
 from msq.benchmarks import payloads
 from msq.benchmarks.load import CallError
 from msq.benchmarks.scenarios import InstanceValues
-from msq.gateways.link import BrokerLink
+from msq.gateways.core.link import BrokerLink
 from msq.proto import grpc_predict_v2_pb2 as v2_pb
 
 PATHS = ("ms-grpc", "v2-grpc", "ms-rest", "v2-rest", "link")

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from msq.benchmarks.compute import DEFAULT_THREADS, load_compute
 from msq.benchmarks.scenarios import InstanceValues
-from msq.gateways.rest_ms_json import MSRestError, dump_json, parse_request, tensor_json
+from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, tensor_json
 from msq.proto.codec import from_wire, to_wire
 
 READY_LINE = "ray-peer ready"

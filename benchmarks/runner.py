@@ -19,7 +19,7 @@ from msq.benchmarks.load import LoadSpec, run_load
 from msq.benchmarks.procs import ServerStartError
 from msq.benchmarks.scenarios import SCENARIOS, Scenario
 from msq.benchmarks.systems import System, SystemUnavailableError, start_system
-from msq.gateways.link import BrokerLink
+from msq.gateways.core.link import BrokerLink
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from msq.benchmarks.scenarios import Scenario
 #: Gunicorn worker processes of the REST servers (msq's gateway and the bare app alike).
 REST_WORKERS = 2
 #: The bare REST app runs under msq's REST gateway settings (asgi worker, keep-alive, ...).
-GUNICORN_CONFIG = "python:msq.gateways.gunicorn_conf"
+GUNICORN_CONFIG = "python:msq.gateways.rest.gunicorn_conf"
 #: What each gunicorn ASGI worker logs once it accepts requests.
 GUNICORN_READY = "ASGI server listening"
 #: The paths each system serves; `direct` (the in-process compute floor) starts no server.

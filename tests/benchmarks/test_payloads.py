@@ -10,7 +10,7 @@ import pytest
 
 from msq.benchmarks import payloads
 from msq.benchmarks.load import CallError
-from msq.gateways.rest_ms_json import parse_request
+from msq.gateways.rest.ms_json import parse_request
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto.codec import from_wire
 from msq.proto.errors import ErrorKind, Failure

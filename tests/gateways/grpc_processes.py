@@ -27,7 +27,7 @@ MAX_MSG_MB = 2
 def gateway(frontend: str, *extra: str, name: str = "grpc-gateway") -> tuple[Proc, str]:
     """A gateway process for the broker at `frontend` (not started), and its address."""
     address = f"127.0.0.1:{free_port()}"
-    args = [sys.executable, "-m", "msq.gateways.grpc_cli", "--listen", address]
+    args = [sys.executable, "-m", "msq.gateways.grpc.cli", "--listen", address]
     return Proc(name, [*args, "--broker", frontend, *extra]), address
 
 

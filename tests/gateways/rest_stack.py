@@ -39,7 +39,7 @@ STRICT_MAX_BODY_MB = 1
 def rest_gateway(frontend: str, *extra: str, name: str = "rest-gateway") -> tuple[Proc, int]:
     """A REST gateway process (not started) for the broker at `frontend`, and its port."""
     port = free_port()
-    args = [sys.executable, "-m", "msq.gateways.rest_cli", "--listen", f"127.0.0.1:{port}"]
+    args = [sys.executable, "-m", "msq.gateways.rest.cli", "--listen", f"127.0.0.1:{port}"]
     return Proc(name, [*args, "--broker", frontend, *extra]), port
 
 

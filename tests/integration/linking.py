@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from msq.gateways.link import BrokerLink
+from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import Value, from_wire, to_wire
 from msq.proto.errors import Failure
 from msq.proto.messages import Reply

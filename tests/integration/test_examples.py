@@ -12,7 +12,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from msq.gateways.link import BrokerLink
+from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Reply

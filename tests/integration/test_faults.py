@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from msq.client import Client
-from msq.gateways.link import BrokerLink
+from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Reply

@@ -1,0 +1,124 @@
+"""`msq-grpc-gateway`: serve MindSpore Serving's gRPC protocol and the V2 (KServe) gRPC protocol
+in front of an msq broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from msq.gateways.grpc.server import (
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_MESSAGE_MB,
+    MAX_MESSAGE_MB,
+    Gateway,
+    GatewaySettings,
+    TLSConfig,
+)
+from msq.process import add_log_level, on_stop_signals, setup_logging
+from msq.proto.deadline import DEFAULT_TIMEOUT_S
+from msq.proto.transport import DEFAULT_FRONTEND
+
+log = logging.getLogger("msq.gateways.grpc")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of `msq-grpc-gateway`."""
+    parser = argparse.ArgumentParser(
+        prog="msq-grpc-gateway",
+        description="msq gRPC gateway: MindSpore Serving MSService.Predict and the Open "
+        "Inference Protocol (KServe V2) GRPCInferenceService, with health and reflection.",
+    )
+    parser.add_argument(
+        "--listen", default=DEFAULT_LISTEN, help="HOST:PORT to serve on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--broker",
+        default=DEFAULT_FRONTEND,
+        help="the broker's frontend endpoint (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-msg-mb",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_MB,
+        help=f"largest request or reply in MB, 1 to {MAX_MESSAGE_MB} (default %(default)s)",
+    )
+    parser.add_argument(
+        "--default-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="deadline (s) of calls that set none (default %(default)s)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="server certificate chain (PEM): serve TLS")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    parser.add_argument("--tls-ca", type=Path, help="CA certificate(s) for client certificates")
+    parser.add_argument(
+        "--verify-client",
+        action="store_true",
+        help="require a client certificate signed by --tls-ca (mutual TLS)",
+    )
+    add_log_level(parser)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> GatewaySettings:
+    """Check the options and turn them into settings; raise ValueError when they do not fit."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if args.tls_cert is None and (args.tls_ca is not None or args.verify_client):
+        raise ValueError("--tls-ca and --verify-client need --tls-cert and --tls-key")
+    if args.verify_client and args.tls_ca is None:
+        raise ValueError("--verify-client needs --tls-ca")
+    if args.default_timeout <= 0:
+        raise ValueError("--default-timeout must be positive")
+    tls = None
+    if args.tls_cert is not None:
+        for path in (args.tls_cert, args.tls_key, args.tls_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"no such file: {path}")
+        tls = TLSConfig(args.tls_cert, args.tls_key, args.tls_ca, args.verify_client)
+    return GatewaySettings(
+        listen=args.listen,
+        broker=args.broker,
+        max_message_mb=args.max_msg_mb,
+        tls=tls,
+        default_timeout_s=args.default_timeout,
+    )
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Run the gateway until SIGINT or SIGTERM."""
+    gateway = Gateway(settings)
+    stopping = asyncio.Event()
+    on_stop_signals(stopping.set, asyncio.get_running_loop())
+    await gateway.start()
+    scheme = "TLS" if settings.tls is not None else "plaintext"
+    log.info("serving %s on %s, broker %s", scheme, gateway.address, settings.broker)
+    print(f"msq-grpc-gateway ready on {gateway.address}", file=sys.stderr, flush=True)
+    await stopping.wait()
+    log.info("stopping")
+    await gateway.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `msq-grpc-gateway`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging("msq-grpc-gateway", args.log_level)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(serve(settings))
+    except RuntimeError as exc:  # grpcio: the address cannot be bound
+        print(f"msq-grpc-gateway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""MindSpore Serving's `MSService.Predict` served through the broker.
+
+Wire and reply semantics are those of MindSpore Serving: the gRPC status is OK and errors
+travel in `error_msg` — none when every instance succeeded; one when the whole request failed
+(or every instance failed the same way), with no instances; otherwise one per instance (code 0
+and an empty message for the good ones) beside one `Instance` per instance (empty for the
+failed ones). A malformed instance fails alone; the others still run. The one departure: a call
+with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
+expect. The deadline is the call's gRPC deadline, else the gateway's default. Requests are
+decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from msq.gateways.core.deadline import request_deadline
+from msq.gateways.core.errors import error_status
+from msq.gateways.core.link import BrokerLink
+from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
+from msq.proto import ms_service_pb2 as pb
+from msq.proto.codec import CodecError
+from msq.proto.deadline import DeadlineSource
+from msq.proto.errors import ErrorKind, Failure, MSErrorCode
+from msq.proto.messages import Instance, InstanceOutcome, Reply
+from msq.proto.ms_tensors import fill_ms_tensor, wire_tensor
+
+SERVICE = pb.DESCRIPTOR.services_by_name["MSService"].full_name
+NO_INSTANCES = "the request holds no instances"
+
+
+def decode_instance(items: dict[str, RawTensor]) -> InstanceOutcome:
+    """An instance of a request as wire tensors, or the failure that makes it invalid."""
+    tensors: Instance = {}
+    for name, raw in items.items():
+        try:
+            tensors[name] = wire_tensor(
+                raw.dtype, raw.dims, raw.data, raw.bytes_val, raw.shared_memory
+            )
+        except CodecError as exc:
+            return Failure(ErrorKind.INVALID_INPUT, f"input {name}: {exc}")
+    return tensors
+
+
+def merge_outcomes(
+    decoded: Sequence[InstanceOutcome], reply: Reply | None
+) -> list[InstanceOutcome]:
+    """Every instance's outcome: its decoding failure, else the broker's answer, in order."""
+    answers = iter(() if reply is None else reply.outcomes)
+    outcomes: list[InstanceOutcome] = []
+    for outcome in decoded:
+        if isinstance(outcome, Failure):
+            outcomes.append(outcome)
+        elif reply is not None and reply.error is not None:
+            outcomes.append(reply.error)
+        else:
+            answer = next(answers, None)
+            outcomes.append(
+                answer
+                if answer is not None
+                else Failure(ErrorKind.INTERNAL, "the broker returned too few outcomes")
+            )
+    return outcomes
+
+
+def _add_error(reply: pb.PredictReply, code: int, message: str) -> None:
+    reply.error_msg.add(error_code=code, error_msg=message.encode("utf-8"))
+
+
+def fill_reply(reply: pb.PredictReply, outcomes: Sequence[InstanceOutcome]) -> None:
+    """Write the outcomes into `reply` with MindSpore Serving's error conventions."""
+    failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
+    if not outcomes:
+        _add_error(reply, MSErrorCode.INVALID_INPUTS, NO_INSTANCES)
+        return
+    if len(failures) == len(outcomes) and len(set(failures)) == 1:
+        _add_error(reply, error_status(failures[0].kind).ms_code, failures[0].message)
+        return
+    for outcome in outcomes:
+        instance = reply.instances.add()
+        if isinstance(outcome, Failure):
+            if failures:
+                _add_error(reply, error_status(outcome.kind).ms_code, outcome.message)
+            continue
+        if failures:
+            _add_error(reply, MSErrorCode.SUCCESS, "")
+        for name, tensor in outcome.items():
+            fill_ms_tensor(tensor, instance.items[name])
+
+
+def timeout_of_all(outcomes: Sequence[InstanceOutcome]) -> Failure | None:
+    """The first outcome's failure when every outcome is a timeout, else None."""
+    timeouts = [o for o in outcomes if isinstance(o, Failure) and o.kind is ErrorKind.TIMEOUT]
+    return timeouts[0] if timeouts and len(timeouts) == len(outcomes) else None
+
+
+class MSService:
+    """`mindspore.serving.proto.MSService` on top of the broker link."""
+
+    def __init__(self, link: BrokerLink, default_timeout_s: float) -> None:
+        self._link = link
+        self._default_timeout_s = default_timeout_s
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's handler for a grpc server, with the zero-copy request decoder."""
+        predict = grpc.unary_unary_rpc_method_handler(
+            self.predict,
+            request_deserializer=parse_predict_request,
+            response_serializer=pb.PredictReply.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(SERVICE, {"Predict": predict})
+
+    async def predict(
+        self, request: RawPredictRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PredictReply:
+        """Run the requested method on every instance."""
+        deadline = request_deadline(
+            self._default_timeout_s, grpc_remaining_s=context.time_remaining()
+        )
+        raw_instances = request.instances or request.legacy_instances
+        decoded = [decode_instance(instance) for instance in raw_instances]
+        valid = [outcome for outcome in decoded if not isinstance(outcome, Failure)]
+        answer = None
+        if valid:
+            answer = await self._link.infer(
+                request.name,
+                request.method_name,
+                valid,
+                version=request.version_number,
+                deadline=deadline,
+            )
+        outcomes = merge_outcomes(decoded, answer)
+        timeout = timeout_of_all(outcomes)
+        if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)
+        reply = pb.PredictReply()
+        spec = reply.servable_spec  # echoes the request's
+        spec.name, spec.method_name = request.name, request.method_name
+        spec.version_number = request.version_number
+        fill_reply(reply, outcomes)
+        return reply

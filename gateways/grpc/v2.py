@@ -1,0 +1,234 @@
+"""The Open Inference Protocol (KServe V2) `inference.GRPCInferenceService` over the broker.
+
+Models, readiness, documents, inference and errors are `msq.gateways.v2.service`'s; this
+module only converts between protobuf messages and those. Inputs may come as
+`raw_input_contents` (what tritonclient sends; BYTES in V2's length-prefixed layout; large ones
+are not copied, see `msq.gateways.grpc.wire`) or as typed `contents` (not for FP16/BF16);
+outputs are always returned as `raw_output_contents`. The call's deadline is the smaller of its
+gRPC deadline and its `timeout` parameter (int64, microseconds), see
+`msq.gateways.core.deadline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+from typing_extensions import Buffer, override
+
+from msq.gateways.core.deadline import request_deadline
+from msq.gateways.core.errors import GatewayError
+from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
+from msq.gateways.v2.datatypes import V2_TO_DTYPE
+from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
+from msq.gateways.v2.service import InferCall, V2Service
+from msq.gateways.v2.tensors import V2Tensor, pack_bytes
+from msq.proto import grpc_predict_v2_pb2 as pb
+from msq.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from msq.proto.errors import ErrorKind
+
+T = TypeVar("T")
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+SERVICE = _SERVICE.full_name
+
+#: The V2 extensions this service implements.
+EXTENSIONS = ("model_configuration", "statistics")
+
+#: The typed `InferTensorContents` field of each V2 datatype (FP16 and BF16 travel raw only).
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def request_tensors(split: SplitInferRequest) -> list[V2Tensor]:
+    """The inputs of an infer request, from its raw or its typed contents."""
+    request, raw = split.message, split.raw_inputs
+    if raw and len(raw) != len(request.inputs):
+        raise GatewayError(
+            ErrorKind.INVALID_INPUT,
+            f"expected {len(request.inputs)} raw input contents, got {len(raw)}",
+        )
+    tensors = []
+    for index, tensor in enumerate(request.inputs):
+        if raw and tensor.HasField("contents"):
+            raise GatewayError(
+                ErrorKind.INVALID_INPUT,
+                f"input {tensor.name!r} has contents although raw_input_contents are given",
+            )
+        data = raw[index] if raw else typed_contents(tensor)
+        tensors.append(V2Tensor(tensor.name, tensor.datatype, tuple(tensor.shape), data))
+    return tensors
+
+
+def typed_contents(tensor: pb.ModelInferRequest.InferInputTensor) -> Buffer | list[bytes]:
+    """A tensor's typed contents as raw bytes (or BYTES elements)."""
+    field = CONTENTS_FIELDS.get(tensor.datatype)
+    if field is None:
+        raise GatewayError(
+            ErrorKind.INVALID_INPUT,
+            f"input {tensor.name!r}: datatype {tensor.datatype!r} must come in raw_input_contents",
+        )
+    values = getattr(tensor.contents, field)
+    if tensor.datatype == "BYTES":
+        return list(values)
+    try:
+        return np.array(list(values), dtype=V2_TO_DTYPE[tensor.datatype]).tobytes()
+    except (OverflowError, ValueError) as exc:
+        raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r}: {exc}") from None
+
+
+def timeout_parameter(request: pb.ModelInferRequest) -> object:
+    """The value of the request's `timeout` parameter (None: absent)."""
+    if "timeout" not in request.parameters:
+        return None
+    parameter = request.parameters["timeout"]
+    kind = parameter.WhichOneof("parameter_choice")
+    return None if kind is None else getattr(parameter, kind)
+
+
+def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -> None:
+    """Write the output tensors into `response` as raw contents."""
+    for tensor in outputs:
+        response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        data = tensor.data
+        response.raw_output_contents.append(
+            pack_bytes(data) if isinstance(data, list) else bytes(data)
+        )
+
+
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+    """`inference.GRPCInferenceService` on top of the shared V2 service."""
+
+    def __init__(self, v2: V2Service, default_timeout_s: float) -> None:
+        self._v2 = v2
+        self._default_timeout_s = default_timeout_s
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's handler for a grpc server (ModelInfer with the zero-copy decoder)."""
+        handlers = {}
+        for method in _SERVICE.methods:
+            request_type = getattr(pb, method.input_type.name)
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                getattr(self, method.name),
+                request_deserializer=(
+                    parse_infer_request if method.name == "ModelInfer" else request_type.FromString
+                ),
+                response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+            )
+        return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+    @override
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        """Live while the gateway answers."""
+        return pb.ServerLiveResponse(live=True)
+
+    @override
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        """Ready when the broker answers and some worker is ready."""
+        return pb.ServerReadyResponse(ready=await _succeeds(self._v2.check_server_ready()))
+
+    @override
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        """Ready when a worker serves the model (unknown models are not ready)."""
+        ready = await _succeeds(self._v2.check_model_ready(request.name, request.version))
+        return pb.ModelReadyResponse(ready=ready)
+
+    @override
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        """Name, version and extensions of the server."""
+        return json_format.ParseDict(server_metadata(EXTENSIONS), pb.ServerMetadataResponse())
+
+    @override
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        """Inputs, outputs and versions of a model."""
+        model = await _answer(context, self._v2.model(request.name, request.version))
+        return json_format.ParseDict(model_metadata(model), pb.ModelMetadataResponse())
+
+    @override
+    async def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelConfigResponse:
+        """The Triton-style configuration of a model."""
+        model = await _answer(context, self._v2.model(request.name, request.version))
+        return json_format.ParseDict({"config": model_config(model)}, pb.ModelConfigResponse())
+
+    @override
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        """Statistics of one model, or of every model when no name is given."""
+        stats = await _answer(context, self._v2.statistics(request.name, request.version))
+        return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse())
+
+    @override
+    async def ModelInfer(
+        self, request: SplitInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        """Run a model on the request's inputs (one instance per batch row)."""
+        return await _answer(context, self._infer(request, context))
+
+    async def _infer(
+        self, split: SplitInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        request = split.message
+        deadline = request_deadline(
+            self._default_timeout_s,
+            grpc_remaining_s=context.time_remaining(),
+            timeout_parameter=timeout_parameter(request),
+        )
+        call = InferCall(
+            request.model_name,
+            request.model_version,
+            request_tensors(split),
+            [output.name for output in request.outputs],
+            deadline,
+        )
+        answer = await self._v2.infer(call)
+        response = pb.ModelInferResponse(
+            model_name=request.model_name, model_version=str(answer.version), id=request.id
+        )
+        fill_outputs(response, answer.outputs)
+        return response
+
+
+async def _succeeds(check: Awaitable[object]) -> bool:
+    """Whether `check` passes (a `GatewayError` says it does not)."""
+    try:
+        await check
+    except GatewayError:
+        return False
+    return True
+
+
+async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
+    """The result of `call`; a `GatewayError` ends the RPC with its status code instead."""
+    try:
+        return await call
+    except GatewayError as exc:
+        await context.abort(exc.status.grpc_code, exc.message)
+        raise  # context.abort raised already; this tells the type checker
