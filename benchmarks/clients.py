@@ -18,6 +18,7 @@ from msq.benchmarks import payloads
 from msq.benchmarks.load import CallError
 from msq.benchmarks.scenarios import InstanceValues
 from msq.gateways.core.link import BrokerLink
+from msq.gateways.rest.v2_codec import HEADER_LENGTH
 from msq.proto import grpc_predict_v2_pb2 as v2_pb
 
 PATHS = ("ms-grpc", "v2-grpc", "ms-rest", "v2-rest", "link")
@@ -95,7 +96,7 @@ def _http_client(
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 data = await response.read()
-                length = response.headers.get(payloads.V2_HEADER_LENGTH)
+                length = response.headers.get(HEADER_LENGTH)
                 return check(response.status, data, length)
         except aiohttp.ClientError as error:
             raise CallError(type(error).__name__, str(error)) from None
@@ -172,7 +173,7 @@ async def open_client(
         return _http_client(
             f"{endpoints.rest}/v2/models/{v2_model}/infer",
             body,
-            {payloads.V2_HEADER_LENGTH: str(header_length)},
+            {HEADER_LENGTH: str(header_length)},
             lambda status, data, length: payloads.check_v2_rest_reply(status, data, length, count),
         )
     if path == "link" and endpoints.broker:

@@ -15,30 +15,13 @@ import numpy as np
 
 from msq.benchmarks.load import CallError
 from msq.benchmarks.scenarios import InstanceValues
+from msq.gateways.v2.datatypes import DTYPE_TO_V2
 from msq.proto import grpc_predict_v2_pb2 as v2_pb
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto import ms_tensors
 from msq.proto.codec import BYTES, STRING, from_wire, to_wire
 from msq.proto.errors import MSErrorCode
 from msq.proto.messages import Instance, Reply
-
-#: V2 datatypes by NumPy dtype name.
-V2_DATATYPES: dict[str, str] = {
-    "bool": "BOOL",
-    "int8": "INT8",
-    "uint8": "UINT8",
-    "int16": "INT16",
-    "uint16": "UINT16",
-    "int32": "INT32",
-    "uint32": "UINT32",
-    "int64": "INT64",
-    "uint64": "UINT64",
-    "float16": "FP16",
-    "float32": "FP32",
-    "float64": "FP64",
-    "bytes": "BYTES",
-}
-V2_HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 def _ms_errors(messages: list[tuple[int, str]], expected: int, instances: int) -> int:
@@ -152,7 +135,7 @@ def _v2_raw(array: np.ndarray) -> bytes:
 
 
 def _v2_datatype(array: np.ndarray) -> str:
-    return "BYTES" if array.dtype.kind == "O" else V2_DATATYPES[array.dtype.name]
+    return "BYTES" if array.dtype.kind == "O" else DTYPE_TO_V2[array.dtype.name]
 
 
 def v2_grpc_request(model: str, tensors: dict[str, np.ndarray]) -> bytes:

@@ -29,25 +29,9 @@ class MSErrorCode(enum.IntEnum):
     SERVABLE_UNAVAILABLE = 5
 
 
-MS_ERROR_CODES: dict[ErrorKind, MSErrorCode] = {
-    ErrorKind.INVALID_INPUT: MSErrorCode.INVALID_INPUTS,
-    ErrorKind.NOT_FOUND: MSErrorCode.SERVABLE_UNAVAILABLE,
-    ErrorKind.WORKER_UNAVAILABLE: MSErrorCode.WORKER_UNAVAILABLE,
-    ErrorKind.QUEUE_FULL: MSErrorCode.SYSTEM_ERROR,
-    ErrorKind.TIMEOUT: MSErrorCode.SYSTEM_ERROR,
-    ErrorKind.MODEL_ERROR: MSErrorCode.FAILED,
-    ErrorKind.INTERNAL: MSErrorCode.SYSTEM_ERROR,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Failure:
     """A failed request or instance: what kind of failure, and a message for the caller."""
 
     kind: ErrorKind
     message: str
-
-    @property
-    def ms_code(self) -> MSErrorCode:
-        """The MindSpore Serving error code for this failure."""
-        return MS_ERROR_CODES[self.kind]

@@ -18,7 +18,7 @@ from msq.gateways.grpc.server import (
     GatewaySettings,
     TLSConfig,
 )
-from msq.process import add_log_level, on_stop_signals, setup_logging
+from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
 
@@ -97,7 +97,7 @@ async def serve(settings: GatewaySettings) -> None:
     await gateway.start()
     scheme = "TLS" if settings.tls is not None else "plaintext"
     log.info("serving %s on %s, broker %s", scheme, gateway.address, settings.broker)
-    print(f"msq-grpc-gateway ready on {gateway.address}", file=sys.stderr, flush=True)
+    announce_ready("msq-grpc-gateway", f"listening on {gateway.address}")
     await stopping.wait()
     log.info("stopping")
     await gateway.stop()

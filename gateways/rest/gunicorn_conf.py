@@ -29,9 +29,10 @@ import contextlib
 import glob
 import os
 import shutil
-import sys
 import tempfile
 from typing import Any
+
+from msq.process import announce_ready
 
 bind = [os.environ.get("MSQ_REST_LISTEN", "127.0.0.1:1500")]
 workers = int(os.environ.get("MSQ_REST_WORKERS", "2"))
@@ -60,7 +61,7 @@ def on_starting(server: Any) -> None:
 def when_ready(server: Any) -> None:
     """Say on stderr that the gateway listens (the line msq's launchers and tests wait for)."""
     addresses = ", ".join(str(listener) for listener in server.LISTENERS)
-    print(f"msq-rest-gateway ready: listening on {addresses}", file=sys.stderr, flush=True)
+    announce_ready("msq-rest-gateway", f"listening on {addresses}")
 
 
 def on_exit(server: Any) -> None:

@@ -21,6 +21,7 @@ from msq.gateways.v2.models import V2Model
 from msq.proto.codec import BYTES, STRING, WireTensor
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Instance, InstanceOutcome
+from msq.proto.validation import missing_input
 
 
 def pack_bytes(elements: Iterable[bytes]) -> bytes:
@@ -74,9 +75,7 @@ def to_instances(model: V2Model, inputs: Sequence[V2Tensor]) -> list[Instance]:
         columns[tensor.name] = _rows(tensor, msq_dtype(tensor.datatype, spec.dtype), model)
     for spec in model.method.inputs:
         if spec.name not in columns:
-            raise GatewayError(
-                ErrorKind.INVALID_INPUT, f"Cannot find input {spec.name} in instance input"
-            )
+            raise GatewayError(ErrorKind.INVALID_INPUT, missing_input(spec.name))
     counts = {len(rows) for rows in columns.values()}
     if len(counts) > 1:
         raise GatewayError(ErrorKind.INVALID_INPUT, "inputs have different batch sizes (dim 0)")
