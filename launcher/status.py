@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -103,7 +104,7 @@ class StatusClient:
         answers: dict[str, BrokerView] = {}
         deadline = time.monotonic() + self._timeout_s
         while len(answers) < len(self._sockets) and (left := deadline - time.monotonic()) > 0:
-            ready = dict(poller.poll(left * 1000.0))
+            ready = dict(poller.poll(math.ceil(left * 1000.0)))
             for address, sock in self._sockets.items():
                 if sock in ready:
                     answer = _receive(address, sock, request_id)
