@@ -121,11 +121,7 @@ class StatusClient:
         self._context.term()
 
 
-def _receive(
-    address: str,
-    sock: zmq.Socket[bytes],
-    request_id: int,
-) -> BrokerView | None:
+def _receive(address: str, sock: zmq.Socket[bytes], request_id: int) -> BrokerView | None:
     """The broker's answer to `request_id` (None: a stale answer, read and dropped)."""
     try:
         message = transport.message_of(sock.recv_multipart(copy=False))
@@ -209,7 +205,7 @@ def render(views: list[BrokerView], title: str = "msq status") -> RenderableType
         "routes (last minute)",
         several,
         ["servable", "ver", "method"],
-        ["queued", "running", "workers", "req/s", "inst/s", "p50 ms", "p99 ms"],
+        ["queued", "jobs", "workers", "req/s", "inst/s", "p50 ms", "p99 ms"],
     )
     for route in data["routes"]:
         window = route["window"]
@@ -232,7 +228,13 @@ def render(views: list[BrokerView], title: str = "msq status") -> RenderableType
 def _table(title: str, several: bool, left: list[str], right: list[str]) -> Table:
     """A table with text columns `left` (after a broker column when `several`) and number
     columns `right`."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in (["broker"] if several else []) + left:
         table.add_column(column)
     for column in right:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import signal
+import subprocess
 import time
 
 import pytest
@@ -129,3 +132,17 @@ def test_a_broker_that_does_not_answer_fails_the_command(
     assert main(["status", "--json", "--broker", address, "--timeout", "0.3"]) == 1
     assert 0.3 <= time.monotonic() - started < 3.0
     assert '"error": "no answer within 0.3 s"' in capsys.readouterr().out
+
+
+def test_watch_prints_a_json_line_per_refresh_until_interrupted() -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    command = ["msq", "status", "--json", "--watch", "0.1", "--timeout", "0.1", "--broker", address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(3)]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    for line in lines:
+        assert json.loads(line)["brokers"] == [
+            {"address": address, "answered": False, "error": "no answer within 0.1 s"}
+        ]
