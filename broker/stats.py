@@ -28,7 +28,7 @@ import math
 import os
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -74,22 +74,22 @@ INCARNATION = secrets.token_hex(6)
 #: Length (s) of the live window `msq status` reports, and of each of its buckets.
 WINDOW_S = 60.0
 WINDOW_BUCKET_S = 1.0
-#: Latency bins of the live window: bin i holds (LATENCY_FLOOR_MS * G^(i-1), * G^i]
-#: with G = 2^(1/8), so a percentile is known within 9 %; bin 0 holds everything up to the floor.
+#: Latency bins of the live window: bin i holds (LATENCY_FLOOR_MS * 2^((i-1)/8), ... * 2^(i/8)],
+#: so a percentile is known within 9 %; bin 0 holds everything up to the floor.
 LATENCY_FLOOR_MS = 0.01
-_GROWTH_LOG = math.log(2.0) / 8
+_BINS_PER_OCTAVE = 8
 
 
 def latency_bin(ms: float) -> int:
     """The bin of a latency (ms) in the live window's latency histogram."""
     if ms <= LATENCY_FLOOR_MS:
         return 0
-    return max(1, math.ceil(math.log(ms / LATENCY_FLOOR_MS) / _GROWTH_LOG))
+    return math.ceil(math.log2(ms / LATENCY_FLOOR_MS) * _BINS_PER_OCTAVE) or 1
 
 
 def bin_upper_ms(index: int) -> float:
     """The upper bound (ms) of a latency bin."""
-    return LATENCY_FLOOR_MS * math.exp(index * _GROWTH_LOG)
+    return LATENCY_FLOOR_MS * 2.0 ** (index / _BINS_PER_OCTAVE)
 
 
 @dataclass(slots=True)
@@ -130,14 +130,14 @@ class LiveWindow:
         bucket.requests += 1
         bucket.instances += instances
 
-    def completed(self, now: float, enqueued_at: Iterable[float]) -> None:
-        """Results came back now for instances queued at `enqueued_at`."""
+    def completed(self, now: float, enqueued_at: Sequence[float]) -> None:
+        """Results came back now for instances (at least one) queued at `enqueued_at`."""
         bucket = self._bucket(now)
+        latencies = bucket.latencies
         for queued_at in enqueued_at:
-            latency_ms = (now - queued_at) * 1000.0
-            bucket.latencies[latency_bin(latency_ms)] += 1
-            bucket.completed += 1
-            bucket.max_ms = max(bucket.max_ms, latency_ms)
+            latencies[latency_bin((now - queued_at) * 1000.0)] += 1
+        bucket.completed += len(enqueued_at)
+        bucket.max_ms = max(bucket.max_ms, (now - min(enqueued_at)) * 1000.0)
 
     def figures(self, now: float, uptime_s: float) -> RouteWindow:
         """The figures of the buckets within the last `WINDOW_S` before `now` (a broker up
