@@ -82,9 +82,11 @@ def test_a_killed_worker_leaves_the_status_within_the_heartbeat_bound(
     killed.kill()
     killed_at = time.monotonic()
     while True:
+        asked_after_s = time.monotonic() - killed_at
         data = msq_status(two_workers.frontend)
         if [w["pid"] for w in data["workers"]] == [kept.pid]:
             break
-        assert time.monotonic() - killed_at < 3 * HEARTBEAT_S + 1.0, data["workers"]
-        time.sleep(0.1)
+        # the bound, and the broker's tick (at most 0.1 s) after it
+        assert asked_after_s < 3 * HEARTBEAT_S + 0.2, data["workers"]
+        time.sleep(0.05)
     assert [route["workers"] for route in data["routes"]] == [1, 1]
