@@ -89,7 +89,7 @@ def latency_bin(ms: float) -> int:
 
 def bin_upper_ms(index: int) -> float:
     """The upper bound (ms) of a latency bin."""
-    return LATENCY_FLOOR_MS * 2.0 ** (index / _BINS_PER_OCTAVE)
+    return LATENCY_FLOOR_MS * math.exp2(index / _BINS_PER_OCTAVE)
 
 
 @dataclass(slots=True)
