@@ -39,6 +39,7 @@ setup(
         "falcon>=4.0",
         "gunicorn>=24",
         "prometheus-client>=0.20",
+        "rich>=13",
         "pillow>=10",
     ],
     extras_require={

@@ -8,7 +8,7 @@ from msq.broker.routes import Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.stats import RouteStats
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import MethodSignature, ServableInfo
+from msq.proto.messages import MethodSignature, RouteInfo, ServableInfo
 
 log = logging.getLogger(__name__)
 
@@ -111,4 +111,17 @@ class Catalog:
                 in_flight=routes[key].in_flight if key in routes else 0,
             )
             for key, stats in sorted(self.stats.items())
+        ]
+
+    def live(self, now: float, uptime_s: float) -> list[RouteInfo]:
+        """Every route served now: its queue, running jobs, workers and last minute."""
+        return [
+            RouteInfo(
+                *route.key,
+                queued=route.live,
+                in_flight=route.in_flight,
+                workers=len(route.workers),
+                window=route.stats.window.figures(now, uptime_s),
+            )
+            for route in sorted(self.routes(), key=lambda route: route.key)
         ]

@@ -24,6 +24,7 @@ from msq.broker.deadlines import DeadlineHeap
 from msq.broker.records import RunningJob, WorkerState
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
+from msq.broker.stats import broker_info, worker_info
 from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -169,13 +170,18 @@ class BrokerCore:
         return min(times)
 
     def status(self, request_id: int, now: float) -> Status:
-        """What is served now, and the statistics."""
+        """What is served now, the statistics, and the broker, its workers and routes now."""
+        uptime_s = now - self.started_at
         stats = {
-            "uptime_s": now - self.started_at,
+            "uptime_s": uptime_s,
             "rejected": dict(self.rejected),
             "routes": self.catalog.report(),
         }
-        return Status(request_id, self.catalog.infos(), stats)
+        workers = [worker_info(worker, now) for worker in self.workers.values()]
+        return Status(
+            request_id, self.catalog.infos(), stats, broker_info(uptime_s), workers,
+            self.catalog.live(now, uptime_s),
+        )  # fmt: skip
 
     def shutdown(self) -> list[Outgoing]:
         """Answer every pending request: the broker is going away."""
@@ -213,6 +219,7 @@ class BrokerCore:
         stats = route.stats
         stats.requests += 1
         stats.instances += len(checked)
+        stats.window.accepted(now, len(checked))
         for item in checked:
             if isinstance(item, Failure):
                 stats.instance_failed(item.kind)
@@ -288,6 +295,7 @@ class BrokerCore:
             problem = f"worker returned {len(outcomes)} outcomes for {len(job.items)} instances"
             outcomes = [Failure(ErrorKind.INTERNAL, problem)] * len(job.items)
         job.route.stats.job_done(len(job.items), result.compute_ms)
+        job.route.stats.window.completed(now, [item.enqueued_at for item in job.items])
         for item, outcome in zip(job.items, outcomes, strict=True):
             self._settle(item.request, item.index, outcome)
         self._dispatch(job.route, now)

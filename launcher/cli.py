@@ -1,4 +1,5 @@
-"""`msq serve`: one command that starts the broker, workers and both gateways."""
+"""`msq`: `msq serve` starts the broker, workers and both gateways; `msq status` shows them
+(`msq.launcher.status`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from msq.launcher import status
 from msq.launcher.supervisor import Child, Supervisor
 from msq.process import add_log_level, on_stop_signals, setup_logging
 from msq.proto import transport
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-grpc", action="store_true", help="do not start the gRPC gateway")
     serve.add_argument("--no-rest", action="store_true", help="do not start the REST gateway")
     add_log_level(serve)
+    status.add_parser(commands)
     return parser  # fmt: skip
 
 
@@ -122,9 +125,12 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `msq serve` until Ctrl-C or SIGTERM; stop every process it started."""
+    """Run `msq status`, or `msq serve` until Ctrl-C or SIGTERM (stopping every process it
+    started)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return status.run(args)
     setup_logging("msq", args.log_level)
     if not args.servable_dir.is_dir():
         parser.error(f"{args.servable_dir} is not a directory")

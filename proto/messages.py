@@ -144,12 +144,70 @@ class ServableInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """The broker that answered: `incarnation` is random per broker process (another one
+    means the broker restarted)."""
+
+    incarnation: str
+    pid: int
+    uptime_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A registered worker now: `worker_id` is its ZeroMQ identity in hex, `free` its free
+    credits out of `capacity`, `jobs` the jobs it runs, `silent_s` the seconds since the broker
+    last heard from it."""
+
+    worker_id: str
+    servable: str
+    version: int
+    device: str
+    pid: int
+    capacity: int
+    free: int
+    jobs: int
+    silent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RouteWindow:
+    """A route over the last `seconds` (a minute, or the broker's uptime if shorter): requests
+    and instances accepted, instances completed, and the p50 and p99 of the time from an
+    instance's queueing to its result in ms (None when none completed)."""
+
+    seconds: float
+    requests: int
+    instances: int
+    completed: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """A served (servable, version, method) now: instances queued, jobs running, workers."""
+
+    servable: str
+    version: int
+    method: str
+    queued: int
+    in_flight: int
+    workers: int
+    window: RouteWindow
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
-    """Broker -> gateway: what is served, and the statistics (see `msq.broker.stats`)."""
+    """Broker -> gateway: what is served, the statistics (see `msq.broker.stats`), and the
+    live view of `msq status`: the broker, its workers and its routes."""
 
     request_id: int
     servables: list[ServableInfo]
     stats: dict[str, object]
+    broker: BrokerInfo | None = None
+    workers: list[WorkerInfo] = field(default_factory=list)
+    routes: list[RouteInfo] = field(default_factory=list)
 
 
 Message: TypeAlias = (
