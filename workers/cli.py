@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM or SIGINT; 1 if the servable or device cannot be used."""
     args = parse_args(argv)
-    setup_logging("msq-worker", args.log_level)
+    setup_logging("msq-worker", args.log_level, args.log_format)
     try:
         _check_endpoint(args.broker)
     except ValueError as exc:

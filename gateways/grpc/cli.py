@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `msq-grpc-gateway`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging("msq-grpc-gateway", args.log_level)
+    setup_logging("msq-grpc-gateway", args.log_level, args.log_format)
     try:
         settings = settings_from(args)
     except ValueError as exc:

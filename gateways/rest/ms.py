@@ -5,7 +5,8 @@ answered with HTTP 200 and `{"error_msg": ...}` unless the gateway runs with rea
 (`--http-status-codes`); then a failed request gets the status of its error kind (400 bad
 input, 404 unknown servable or method, 503 + Retry-After overloaded or no worker, 504 deadline)
 while a request with some good and some bad instances still answers 200. The optional header
-`X-MSQ-Timeout-Ms` sets the request's deadline (else the gateway's default).
+`X-MSQ-Timeout-Ms` sets the request's deadline (else the gateway's default); `X-Request-Id`
+its request id (`msq.gateways.rest.request_context`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class PredictResource:
         except MSRestError as exc:
             raise GatewayError(ErrorKind.INVALID_INPUT, str(exc)) from None
         reply = await self._gateway.link.infer(
-            servable, method, instances, version=number, deadline=until
+            servable, method, instances, version=number, deadline=until, rid=req.context.request_id
         )
         document, failure = reply_document(reply, len(instances))
         status = 200 if failure is None else error_status(failure.kind).http_status
