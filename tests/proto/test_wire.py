@@ -113,7 +113,10 @@ def header(command: str, *fields: object, version: int = PROTOCOL_VERSION) -> by
             [header("Reply", 7, 0, [["weird", "x"]], None)],
             "field outcomes\\[0\\].kind: unknown ErrorKind 'weird'", 7,
         ),
-        ([header("Request", True, "s", "m", [], 0, None, "")], "field request_id: expected int", None),
+        (
+            [header("Request", True, "s", "m", [], 0, None, "")],
+            "field request_id: expected int", None,
+        ),
         ([header("Job", 8, "m", [], "soon", [])], "field timeout_ms: expected a number", None),
         (
             [header("Ready", "s", 1, [["m", [], [], [[1, 2], 2, 1.0, "x"]]], 2, "cpu", 1)],
