@@ -37,6 +37,7 @@ from msq.proto.messages import (
     Heartbeat,
     InstanceOutcome,
     Job,
+    JobTrace,
     Message,
     Ready,
     Reply,
@@ -220,8 +221,9 @@ class BrokerCore:
             item if isinstance(item, Failure) else None for item in checked
         ]
         pending = PendingRequest(
-            client, request.request_id, route, outcomes, valid, deadline, rid=rid
-        )
+            client, request.request_id, route, outcomes, valid, deadline,
+            rid=rid, traceparent=request.traceparent,
+        )  # fmt: skip
         stats = route.stats
         stats.requests += 1
         stats.instances += len(checked)
@@ -464,13 +466,17 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
     """The job that runs `items` now: it carries the time left until the latest deadline of
     their requests (the worker drops it unstarted once that has passed)."""
     latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
-    return Job(
-        job_id,
-        route.key.method,
-        [item.payload for item in items],
-        latest.timeout_ms(now),
-        _rids(items),
-    )
+    firsts: dict[PendingRequest, QueuedInstance] = {}
+    for item in items:
+        firsts.setdefault(item.request, item)
+    traces = [
+        JobTrace(pending.traceparent, (now - item.enqueued_at) * 1000.0)
+        for pending, item in firsts.items()
+        if pending.traceparent
+    ]
+    rids = [pending.rid for pending in firsts]
+    payloads = [item.payload for item in items]
+    return Job(job_id, route.key.method, payloads, latest.timeout_ms(now), rids, traces)
 
 
 def _rids(items: Iterable[QueuedInstance]) -> list[str]:

@@ -38,7 +38,8 @@ LogFieldsToken: TypeAlias = contextvars.Token[Mapping[str, object] | None]
 
 
 def add_log_level(parser: argparse.ArgumentParser, default: str = "INFO") -> None:
-    """Add `--log-level` (any case) and `--log-format` (text or json) to a program's options."""
+    """Add `--log-level` (any case), `--log-format` (text or json) and `--tracing` (see
+    `msq.tracing`) to a program's options."""
     parser.add_argument(
         "--log-level",
         default=default,
@@ -53,11 +54,17 @@ def add_log_level(parser: argparse.ArgumentParser, default: str = "INFO") -> Non
         choices=LOG_FORMATS,
         help="log lines as text or as JSON objects, one a line (default %(default)s)",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="export OpenTelemetry spans (also MSQ_TRACING=1; needs msq[tracing])",
+    )
 
 
 def log_options(args: argparse.Namespace) -> list[str]:
     """The `add_log_level` options of `args`, to pass on to a child program."""
-    return ["--log-level", args.log_level, "--log-format", args.log_format]
+    tracing = ["--tracing"] if args.tracing else []
+    return ["--log-level", args.log_level, "--log-format", args.log_format, *tracing]
 
 
 def setup_logging(program: str, level: str, log_format: str = "text") -> None:

@@ -76,7 +76,8 @@ class Request:
     `version` 0 means the highest running version. `timeout_ms` is the time the caller waits
     (None: the broker's default). `rid` is the request id the gateway gave the request (the
     client's `X-Request-Id` / V2 `id`, else a generated one) for every log line about it;
-    `request_id` only pairs the request with its reply on this link.
+    `request_id` only pairs the request with its reply on this link. `traceparent` is the W3C
+    trace context of the gateway's span when it traces (see `msq.tracing`), else empty.
     """
 
     request_id: int
@@ -86,6 +87,7 @@ class Request:
     version: int = 0
     timeout_ms: float | None = None
     rid: str = ""
+    traceparent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +108,23 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class JobTrace:
+    """A traced request in a job: its `traceparent`, and how long its first instance in the
+    job waited in the broker (ms, until the job was sent)."""
+
+    traceparent: str
+    queued_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """Broker -> worker: run `method` on these instances.
 
     `timeout_ms` is the time left, when the broker sent the job, until the latest deadline of
     the instances' requests; a worker answers a job it has not started by then as timed out.
     The worker pads each model call to that model's own batch sizes. `rids` are the request
-    ids (`Request.rid`) of the requests the instances belong to, each once, in order.
+    ids (`Request.rid`) of the requests the instances belong to, each once, in order; `traces`
+    one `JobTrace` per such request that came with a `traceparent` (usually none).
     """
 
     job_id: int
@@ -120,6 +132,7 @@ class Job:
     instances: list[Instance]
     timeout_ms: float
     rids: list[str] = field(default_factory=list)
+    traces: list[JobTrace] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from msq import tracing
 from msq.process import log_fields
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
@@ -69,7 +70,13 @@ class JobRunner:
     def run(self, job: Job, deadline: Deadline) -> Result:
         """The job's result, computed only if its deadline has not passed."""
         with log_fields(request_ids=job.rids):
-            return self._run(job, deadline)
+            if not (job.traces and tracing.enabled()):
+                return self._run(job, deadline)
+            arrived_s = deadline.at - job.timeout_ms / 1000.0  # on `clock`, when it came
+            arrived_ns = time.time_ns() - round((self.clock() - arrived_s) * 1e9)
+            traces = [(trace.traceparent, trace.queued_ms) for trace in job.traces]
+            with tracing.job_spans(job.job_id, len(job.instances), traces, arrived_ns):
+                return self._run(job, deadline)
 
     def _run(self, job: Job, deadline: Deadline) -> Result:
         now = self.clock()

@@ -18,6 +18,7 @@ from typing import cast
 import zmq
 import zmq.asyncio
 
+from msq import tracing
 from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
@@ -93,8 +94,9 @@ class BrokerLink:
                 request_id, len(instances), servable, method, version, extra={"request_id": rid},
             )  # fmt: skip
         request = Request(
-            request_id, servable, method, instances, version, deadline.timeout_ms(now), rid
-        )
+            request_id, servable, method, instances, version, deadline.timeout_ms(now), rid,
+            tracing.current_traceparent(),
+        )  # fmt: skip
         wait_s = deadline.remaining_s(now) + DEADLINE_GRACE_S
         try:
             answer = await self._call(request_id, request, wait_s)

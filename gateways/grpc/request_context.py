@@ -14,14 +14,17 @@ from msq.gateways.core.request_ids import METADATA_KEY, request_id
 from msq.process import bind_log_fields
 
 
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    """The value of the call's metadata `key` (None: absent)."""
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return str(value)
+    return None
+
+
 def call_request_id(context: grpc.aio.ServicerContext, *fallbacks: object) -> str:
     """The call's request id (see the module docstring), bound to its log lines and echoed."""
-    given = None
-    for key, value in context.invocation_metadata() or ():
-        if key == METADATA_KEY:
-            given = value
-            break
-    rid = request_id(given, *fallbacks)
+    rid = request_id(metadata_value(context, METADATA_KEY), *fallbacks)
     bind_log_fields(request_id=rid)
     context.set_trailing_metadata(((METADATA_KEY, rid),))
     return rid

@@ -20,9 +20,10 @@ import numpy as np
 from google.protobuf import json_format
 from typing_extensions import Buffer, override
 
+from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
-from msq.gateways.grpc.request_context import call_request_id
+from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
 from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
@@ -199,6 +200,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         request = split.message
         rid = call_request_id(context, request.id)
+        traceparent = metadata_value(context, tracing.TRACEPARENT)
+        with tracing.server_span("msq.gateway.receive", traceparent, rid):
+            return await self._traced_infer(split, context, rid)
+
+    async def _traced_infer(
+        self, split: SplitInferRequest, context: grpc.aio.ServicerContext, rid: str
+    ) -> pb.ModelInferResponse:
+        request = split.message
         deadline = request_deadline(
             self._default_timeout_s,
             grpc_remaining_s=context.time_remaining(),
@@ -213,10 +222,11 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             rid,
         )
         answer = await self._v2.infer(call)
-        response = pb.ModelInferResponse(
-            model_name=request.model_name, model_version=str(answer.version), id=request.id
-        )
-        fill_outputs(response, answer.outputs)
+        with tracing.span("msq.gateway.reply"):
+            response = pb.ModelInferResponse(
+                model_name=request.model_name, model_version=str(answer.version), id=request.id
+            )
+            fill_outputs(response, answer.outputs)
         return response
 
 

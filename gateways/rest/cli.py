@@ -22,6 +22,7 @@ from msq.gateways.rest.state import MB, RestSettings
 from msq.process import add_log_level, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
+from msq.tracing import setup_tracing
 
 CONFIG_MODULE = "msq.gateways.rest.gunicorn_conf"
 
@@ -102,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Set up in gunicorn's master: its workers inherit it (gunicorn's own lines keep its format).
     setup_logging("msq-rest-gateway", args.log_level, args.log_format)
+    setup_tracing("msq-rest-gateway", args.tracing)
     settings = RestSettings(
         broker=args.broker,
         max_body_bytes=round(args.max_body_mb * MB),

@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon.asgi
 
+from msq import tracing
 from msq.gateways.core.errors import GatewayError, error_status
 from msq.gateways.rest.http import App, ErrorHandlers, HttpError, answer_bytes, deadline, read_body
 from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, reply_document
@@ -68,9 +69,10 @@ class PredictResource:
         reply = await self._gateway.link.infer(
             servable, method, instances, version=number, deadline=until, rid=req.context.request_id
         )
-        document, failure = reply_document(reply, len(instances))
-        status = 200 if failure is None else error_status(failure.kind).http_status
-        answer_bytes(resp, self._errors.status_for(req, status), dump_json(document))
+        with tracing.span("msq.gateway.reply"):
+            document, failure = reply_document(reply, len(instances))
+            status = 200 if failure is None else error_status(failure.kind).http_status
+            answer_bytes(resp, self._errors.status_for(req, status), dump_json(document))
 
 
 class UrlErrorSink:

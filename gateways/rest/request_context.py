@@ -1,15 +1,18 @@
-"""Falcon middleware giving every REST request its request id (`msq.gateways.core.request_ids`).
+"""Falcon middleware giving every REST request its request id (`msq.gateways.core.request_ids`)
+and, when the gateway traces, its `msq.gateway.receive` span (`msq.tracing`).
 
 The id is the client's `X-Request-Id` when valid, else a new one; the V2 infer route may then
 adopt the body's `id` (`adopt_body_id`). It is in `req.context.request_id`, bound to every log
 line logged while the request is handled (`msq.process.bind_log_fields`), and answered in the
-`X-Request-Id` response header, errors included.
+`X-Request-Id` response header, errors included. The span is a child of the client's
+`traceparent` header when it sent one.
 """
 
 from __future__ import annotations
 
 import falcon.asgi
 
+from msq import tracing
 from msq.gateways.core.request_ids import HEADER, request_id, valid
 from msq.process import bind_log_fields, unbind_log_fields
 
@@ -23,6 +26,9 @@ class RequestIds:
         context.request_id = request_id(given)
         context.request_id_from_header = valid(given)
         context.log_token = bind_log_fields(request_id=context.request_id)
+        context.span = tracing.start_server_span(
+            "msq.gateway.receive", req.get_header(tracing.TRACEPARENT), context.request_id
+        )
 
     async def process_response(
         self,
@@ -34,6 +40,7 @@ class RequestIds:
         context = req.context
         if "request_id" in context:
             resp.set_header(HEADER, context.request_id)
+            tracing.end_server_span(context.span)
             unbind_log_fields(context.log_token)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
+from msq import tracing
 from msq.gateways.rest.http import App, answer_bytes, answer_json, deadline, read_body
 from msq.gateways.rest.request_context import adopt_body_id
 from msq.gateways.rest.state import Gateway
@@ -86,9 +87,10 @@ class ModelResource:
         rid = adopt_body_id(req, request.request_id)
         call = InferCall(model, version, request.inputs, list(request.outputs), until, rid)
         answer = await self._gateway.v2.infer(call)
-        answered, header_length = encode_infer_response(
-            model, answer.version, request, answer.outputs
-        )
+        with tracing.span("msq.gateway.reply"):
+            answered, header_length = encode_infer_response(
+                model, answer.version, request, answer.outputs
+            )
         if header_length is None:
             answer_bytes(resp, 200, answered)
         else:

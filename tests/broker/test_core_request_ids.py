@@ -78,3 +78,18 @@ def test_refusals_timeouts_and_lost_workers_name_their_requests(
         f"lost worker {peer.hex()} (model): socket gone; re-dispatching 1 running jobs"
     )
     assert lost.request_ids == ["first"]  # type: ignore[attr-defined]
+
+
+def test_a_job_carries_the_trace_context_and_queue_time_of_its_traced_requests() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(capacity=1, sizes=(1, 2, 4, 8)), 0.0)
+    ((_, first),) = jobs(core.on_request(GATEWAY, tagged(1, [1.0], "a"), 0.0))
+    assert first.traces == []
+    traced = dataclasses.replace(tagged(2, [2.0, 3.0], "b"), traceparent="00-t-s-01")
+    core.on_request(GATEWAY, traced, 0.001)
+    core.on_request(GATEWAY, tagged(3, [4.0], "c"), 0.002)
+    core.on_worker_message(W1, echo_result(first), 0.0025)
+    ((_, batch),) = jobs(core.tick(0.0035))
+    assert batch.rids == ["b", "c"]
+    ((trace),) = batch.traces
+    assert trace.traceparent == "00-t-s-01" and trace.queued_ms == pytest.approx(2.5)
