@@ -194,12 +194,8 @@ class BrokerCore:
 
     def _admit(self, client: bytes, request: Request, now: float) -> None:
         rid = request.rid
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request: %d instances for %s.%s version %d",
-                len(request.instances), request.servable, request.method, request.version,
-                extra={"request_id": rid},
-            )  # fmt: skip
+        _debug("request: %d instances for %s.%s version %d", len(request.instances),
+               request.servable, request.method, request.version, request_id=rid)  # fmt: skip
         route = self.catalog.resolve(request.servable, request.version, request.method)
         if isinstance(route, Failure):
             self._reject(client, request.request_id, route, rid=rid)
@@ -259,11 +255,7 @@ class BrokerCore:
         self, client: bytes, request_id: int, failure: Failure, version: int = 0, rid: str = ""
     ) -> None:
         self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request refused (%s): %s", failure.kind.value, failure.message,
-                extra={"request_id": rid},
-            )  # fmt: skip
+        _debug("request refused (%s): %s", failure.kind.value, failure.message, request_id=rid)
         self._emit(Endpoint.FRONTEND, client, Reply(request_id, version, error=failure))
 
     # ------------------------------------------------------------------ dispatch
@@ -286,12 +278,10 @@ class BrokerCore:
             worker.jobs.add(job_id)
             route.in_flight += 1
             job = _job(job_id, route, items, now)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "job %d to worker %s: %d instances of %s",
-                    job_id, worker.worker_id.hex(), len(items), describe(route.key),
-                    extra={"request_ids": job.rids},
-                )  # fmt: skip
+            key = route.key
+            _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
+                   worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
+                   request_ids=job.rids)  # fmt: skip
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
 
     def _free_worker(self, route: Route) -> WorkerState | None:
@@ -426,11 +416,7 @@ class BrokerCore:
         self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
 
     def _close(self, pending: PendingRequest, reply: Reply) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "reply: %s", "failed" if reply.error is not None else "done",
-                extra={"request_id": pending.rid},
-            )  # fmt: skip
+        _debug("reply: %s", "done" if reply.error is None else "failed", request_id=pending.rid)
         pending.done = True
         pending.route.forget(pending)
         self.requests.pop((pending.client, pending.request_id), None)
@@ -477,6 +463,12 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
     rids = [pending.rid for pending in firsts]
     payloads = [item.payload for item in items]
     return Job(job_id, route.key.method, payloads, latest.timeout_ms(now), rids, traces)
+
+
+def _debug(message: str, *args: object, **ids: object) -> None:
+    """Log at DEBUG, with request ids (`request_id=` or `request_ids=`) as extra fields."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(message, *args, extra=ids)
 
 
 def _rids(items: Iterable[QueuedInstance]) -> list[str]:
