@@ -18,6 +18,7 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 from collections.abc import Iterable
@@ -49,6 +50,7 @@ from msq.proto.messages import (
 from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
+_DEBUG_ON = functools.partial(log.isEnabledFor, logging.DEBUG)
 
 
 class Endpoint(enum.Enum):
@@ -194,8 +196,9 @@ class BrokerCore:
 
     def _admit(self, client: bytes, request: Request, now: float) -> None:
         rid = request.rid
-        _debug("request: %d instances for %s.%s version %d", len(request.instances),
-               request.servable, request.method, request.version, request_id=rid)  # fmt: skip
+        if _DEBUG_ON():
+            _debug("request: %d instances for %s.%s version %d", len(request.instances),
+                   request.servable, request.method, request.version, request_id=rid)  # fmt: skip
         route = self.catalog.resolve(request.servable, request.version, request.method)
         if isinstance(route, Failure):
             self._reject(client, request.request_id, route, rid=rid)
@@ -255,7 +258,8 @@ class BrokerCore:
         self, client: bytes, request_id: int, failure: Failure, version: int = 0, rid: str = ""
     ) -> None:
         self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
-        _debug("request refused (%s): %s", failure.kind.value, failure.message, request_id=rid)
+        if _DEBUG_ON():
+            _debug("request refused (%s): %s", failure.kind.value, failure.message, request_id=rid)
         self._emit(Endpoint.FRONTEND, client, Reply(request_id, version, error=failure))
 
     # ------------------------------------------------------------------ dispatch
@@ -278,10 +282,11 @@ class BrokerCore:
             worker.jobs.add(job_id)
             route.in_flight += 1
             job = _job(job_id, route, items, now)
-            key = route.key
-            _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
-                   worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
-                   request_ids=job.rids)  # fmt: skip
+            if _DEBUG_ON():
+                key = route.key
+                _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
+                       worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
+                       request_ids=job.rids)  # fmt: skip
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
 
     def _free_worker(self, route: Route) -> WorkerState | None:
@@ -416,7 +421,8 @@ class BrokerCore:
         self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
 
     def _close(self, pending: PendingRequest, reply: Reply) -> None:
-        _debug("reply: %s", "done" if reply.error is None else "failed", request_id=pending.rid)
+        if _DEBUG_ON():
+            _debug("reply: %s", "done" if reply.error is None else "failed", request_id=pending.rid)
         pending.done = True
         pending.route.forget(pending)
         self.requests.pop((pending.client, pending.request_id), None)
@@ -452,23 +458,26 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
     """The job that runs `items` now: it carries the time left until the latest deadline of
     their requests (the worker drops it unstarted once that has passed)."""
     latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
-    firsts: dict[PendingRequest, QueuedInstance] = {}
-    for item in items:
-        firsts.setdefault(item.request, item)
-    traces = [
-        JobTrace(pending.traceparent, (now - item.enqueued_at) * 1000.0)
-        for pending, item in firsts.items()
-        if pending.traceparent
-    ]
-    rids = [pending.rid for pending in firsts]
+    requests = dict.fromkeys(item.request for item in items)
+    traces: list[JobTrace] = []
+    if any(pending.traceparent for pending in requests):
+        firsts: dict[PendingRequest, QueuedInstance] = {}
+        for item in items:
+            firsts.setdefault(item.request, item)
+        traces = [
+            JobTrace(pending.traceparent, (now - item.enqueued_at) * 1000.0)
+            for pending, item in firsts.items()
+            if pending.traceparent
+        ]
+    rids = [pending.rid for pending in requests]
     payloads = [item.payload for item in items]
     return Job(job_id, route.key.method, payloads, latest.timeout_ms(now), rids, traces)
 
 
 def _debug(message: str, *args: object, **ids: object) -> None:
-    """Log at DEBUG, with request ids (`request_id=` or `request_ids=`) as extra fields."""
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(message, *args, extra=ids)
+    """Log at DEBUG, with request ids (`request_id=` or `request_ids=`) as extra fields (the
+    callers check `_DEBUG_ON()` first, so that nothing is built when DEBUG is off)."""
+    log.debug(message, *args, extra=ids)
 
 
 def _rids(items: Iterable[QueuedInstance]) -> list[str]:
