@@ -64,7 +64,10 @@ setup(
             "tqdm>=4.66",
             "matplotlib>=3.8",
             "aiohttp>=3.9",
+            "opentelemetry-api>=1.25",  # the tracing extra, so that CI runs the tracing tests
+            "opentelemetry-sdk>=1.25",
         ],
+        "tracing": ["opentelemetry-api>=1.25", "opentelemetry-sdk>=1.25"],
         "bench": ["tqdm>=4.66", "matplotlib>=3.8", "aiohttp>=3.9", "psutil>=5.9"],
         "ray": ["ray[serve]>=2.9"],
     },

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the broker until SIGINT or SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging("msq-broker", args.log_level)
+    setup_logging("msq-broker", args.log_level, args.log_format)
     try:
         settings = settings_from(args)
     except (OSError, ValueError) as exc:

@@ -5,6 +5,10 @@ back, a worker was lost, time passed — and returns the messages to send. It ow
 reads no clock, so every failure case is a plain unit test. The I/O loop in `msq.broker.loop`
 is a thin shell around it.
 
+Log lines about requests carry their ids (`Request.rid`) as `extra` (`request_id`, or
+`request_ids` for a job's requests; see `msq.process`); per-request lines are DEBUG and only
+built when DEBUG is on.
+
 Guarantees: every accepted request gets exactly one `Reply` (or none if the gateway cancelled
 it), by its deadline, with one outcome per instance in order; instances are queued per
 (servable, version, method) and coalesced into jobs no larger than the method's batch size;
@@ -14,8 +18,10 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from msq.broker.admission import queue_refusal, registration_problem, request_problem
@@ -33,6 +39,7 @@ from msq.proto.messages import (
     Heartbeat,
     InstanceOutcome,
     Job,
+    JobTrace,
     Message,
     Ready,
     Reply,
@@ -44,6 +51,7 @@ from msq.proto.messages import (
 from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
+_DEBUG_ON = functools.partial(log.isEnabledFor, logging.DEBUG)
 
 
 class Endpoint(enum.Enum):
@@ -193,13 +201,17 @@ class BrokerCore:
     # ------------------------------------------------------------------ admission
 
     def _admit(self, client: bytes, request: Request, now: float) -> None:
+        rid = request.rid
+        if _DEBUG_ON():
+            _debug("request: %d instances for %s.%s version %d", len(request.instances),
+                   request.servable, request.method, request.version, request_id=rid)  # fmt: skip
         route = self.catalog.resolve(request.servable, request.version, request.method)
         if isinstance(route, Failure):
-            self._reject(client, request.request_id, route)
+            self._reject(client, request.request_id, route, rid=rid)
             return
         problem = request_problem(request, (client, request.request_id) in self.requests)
         if problem is not None:
-            self._reject(client, request.request_id, problem)
+            self._reject(client, request.request_id, problem, rid=rid)
             return
         checked = [
             check_instance(instance, route.signature.inputs) for instance in request.instances
@@ -207,15 +219,16 @@ class BrokerCore:
         valid = sum(not isinstance(item, Failure) for item in checked)
         refusal = queue_refusal(route, valid)
         if refusal is not None:
-            self._reject(client, request.request_id, refusal, version=route.key.version)
+            self._reject(client, request.request_id, refusal, route.key.version, rid)
             return
         deadline = self._deadline(request, now)
         outcomes: list[InstanceOutcome | None] = [
             item if isinstance(item, Failure) else None for item in checked
         ]
         pending = PendingRequest(
-            client, request.request_id, route, outcomes, remaining=valid, deadline=deadline
-        )
+            client, request.request_id, route, outcomes, valid, deadline,
+            rid=rid, traceparent=request.traceparent,
+        )  # fmt: skip
         stats = route.stats
         stats.requests += 1
         stats.instances += len(checked)
@@ -248,8 +261,12 @@ class BrokerCore:
             {DeadlineSource.REQUEST: given}, now, default_s=self.settings.default_timeout_s
         )
 
-    def _reject(self, client: bytes, request_id: int, failure: Failure, version: int = 0) -> None:
+    def _reject(
+        self, client: bytes, request_id: int, failure: Failure, version: int = 0, rid: str = ""
+    ) -> None:
         self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
+        if _DEBUG_ON():
+            _debug("request refused (%s): %s", failure.kind.value, failure.message, request_id=rid)
         self._emit(Endpoint.FRONTEND, client, Reply(request_id, version, error=failure))
 
     # ------------------------------------------------------------------ dispatch
@@ -271,7 +288,13 @@ class BrokerCore:
             worker.last_sent = now
             worker.jobs.add(job_id)
             route.in_flight += 1
-            self._emit(Endpoint.BACKEND, worker.worker_id, _job(job_id, route, items, now))
+            job = _job(job_id, route, items, now)
+            if _DEBUG_ON():
+                key = route.key
+                _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
+                       worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
+                       request_ids=job.rids)  # fmt: skip
+            self._emit(Endpoint.BACKEND, worker.worker_id, job)
 
     def _free_worker(self, route: Route) -> WorkerState | None:
         best: WorkerState | None = None
@@ -343,9 +366,13 @@ class BrokerCore:
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return
-        log.warning("lost worker %s (%s): %s", worker_id.hex(), worker.ready.servable, reason)
-        for job_id in list(worker.jobs):
-            job = self.jobs[job_id]
+        jobs = [self.jobs[job_id] for job_id in sorted(worker.jobs)]
+        log.warning(
+            "lost worker %s (%s): %s; re-dispatching %d running jobs",
+            worker_id.hex(), worker.ready.servable, reason, len(jobs),
+            extra={"request_ids": _rids(item for job in jobs for item in job.items)},
+        )  # fmt: skip
+        for job in jobs:
             self._close_job(job, worker)
             for item in reversed(job.items):
                 self._requeue(job.route, item, reason)
@@ -362,6 +389,9 @@ class BrokerCore:
         item.attempts += 1
         if item.attempts > self.settings.max_redispatch:
             problem = f"worker unavailable: {reason}; gave up after {item.attempts} attempts"
+            log.warning(
+                "instance %d: %s", item.index, problem, extra={"request_id": item.request.rid}
+            )
             self._settle(item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem))
         else:
             route.push(item, front=True)
@@ -372,7 +402,13 @@ class BrokerCore:
             ErrorKind.WORKER_UNAVAILABLE,
             f"worker unavailable: no worker serves {describe(route.key)} any more",
         )
-        for item in route.drain():
+        items = route.drain()
+        if items:
+            log.warning(
+                "%s: failing %d queued instances", failure.message, len(items),
+                extra={"request_ids": _rids(items)},
+            )  # fmt: skip
+        for item in items:
             self._settle(item.request, item.index, failure)
         self.catalog.remove(route)
 
@@ -393,6 +429,8 @@ class BrokerCore:
         self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
 
     def _close(self, pending: PendingRequest, reply: Reply) -> None:
+        if _DEBUG_ON():
+            _debug("reply: %s", "done" if reply.error is None else "failed", request_id=pending.rid)
         pending.done = True
         pending.route.forget(pending)
         self.requests.pop((pending.client, pending.request_id), None)
@@ -408,6 +446,7 @@ class BrokerCore:
                     f"request timed out: its deadline passed {waited_ms:.0f} ms ago before "
                     f"{describe(pending.route.key)} answered",
                 )
+                log.info("%s", failure.message, extra={"request_id": pending.rid})
                 self._fail_request(pending, failure)
 
     # ------------------------------------------------------------------ helpers
@@ -427,4 +466,28 @@ def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> 
     """The job that runs `items` now: it carries the time left until the latest deadline of
     their requests (the worker drops it unstarted once that has passed)."""
     latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
-    return Job(job_id, route.key.method, [item.payload for item in items], latest.timeout_ms(now))
+    requests = dict.fromkeys(item.request for item in items)
+    traces: list[JobTrace] = []
+    if any(pending.traceparent for pending in requests):
+        firsts: dict[PendingRequest, QueuedInstance] = {}
+        for item in items:
+            firsts.setdefault(item.request, item)
+        traces = [
+            JobTrace(pending.traceparent, (now - item.enqueued_at) * 1000.0)
+            for pending, item in firsts.items()
+            if pending.traceparent
+        ]
+    rids = [pending.rid for pending in requests]
+    payloads = [item.payload for item in items]
+    return Job(job_id, route.key.method, payloads, latest.timeout_ms(now), rids, traces)
+
+
+def _debug(message: str, *args: object, **ids: object) -> None:
+    """Log at DEBUG, with request ids (`request_id=` or `request_ids=`) as extra fields (the
+    callers check `_DEBUG_ON()` first, so that nothing is built when DEBUG is off)."""
+    log.debug(message, *args, extra=ids)
+
+
+def _rids(items: Iterable[QueuedInstance]) -> list[str]:
+    """The request ids of the instances' requests, each once, in order."""
+    return list(dict.fromkeys(item.request.rid for item in items))

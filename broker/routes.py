@@ -33,6 +33,9 @@ class PendingRequest:
     deadline: Deadline
     done: bool = False
     queued: int = 0
+    #: The request id its log lines name (`Request.rid`), and its `Request.traceparent`.
+    rid: str = ""
+    traceparent: str = ""
 
     def settle(self, index: int, outcome: InstanceOutcome) -> bool:
         """Record instance `index`'s outcome (the first one counts); True once it completes

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from msq.launcher import status
 from msq.launcher.supervisor import Child, Supervisor
-from msq.process import add_log_level, on_stop_signals, setup_logging
+from msq.process import add_log_level, log_options, on_stop_signals, setup_logging
 from msq.proto import transport
 
 #: Seconds each stage may take to become ready (workers load and warm up their models).
@@ -70,7 +70,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
     servables = args.servable or find_servables(args.servable_dir)
     if not servables:
         raise ValueError(f"no servable (a folder with servable_config.py) in {args.servable_dir}")
-    log_level = ["--log-level", args.log_level]
+    log_level = log_options(args)
     broker = Child(
         "broker",
         ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
@@ -103,7 +103,14 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
         gateways.append(
             Child(
                 "grpc",
-                ["msq-grpc-gateway", "--listen", args.grpc, "--broker", args.broker_frontend],
+                [
+                    "msq-grpc-gateway",
+                    "--listen",
+                    args.grpc,
+                    "--broker",
+                    args.broker_frontend,
+                    *log_level,
+                ],
             )
         )
     if not args.no_rest:
@@ -118,6 +125,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     args.broker_frontend,
                     "--workers",
                     str(args.rest_workers),
+                    *log_level,
                 ],
             )
         )
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "status":
         return status.run(args)
-    setup_logging("msq", args.log_level)
+    setup_logging("msq", args.log_level, args.log_format)
     if not args.servable_dir.is_dir():
         parser.error(f"{args.servable_dir} is not a directory")
     try:

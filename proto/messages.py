@@ -16,7 +16,7 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
@@ -74,7 +74,10 @@ class Request:
     """Gateway -> broker: run `method` of `servable` on each instance.
 
     `version` 0 means the highest running version. `timeout_ms` is the time the caller waits
-    (None: the broker's default).
+    (None: the broker's default). `rid` is the request id the gateway gave the request (the
+    client's `X-Request-Id` / V2 `id`, else a generated one) for every log line about it;
+    `request_id` only pairs the request with its reply on this link. `traceparent` is the W3C
+    trace context of the gateway's span when it traces (see `msq.tracing`), else empty.
     """
 
     request_id: int
@@ -83,6 +86,8 @@ class Request:
     instances: list[Instance]
     version: int = 0
     timeout_ms: float | None = None
+    rid: str = ""
+    traceparent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +108,31 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class JobTrace:
+    """A traced request in a job: its `traceparent`, and how long its first instance in the
+    job waited in the broker (ms, until the job was sent)."""
+
+    traceparent: str
+    queued_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """Broker -> worker: run `method` on these instances.
 
     `timeout_ms` is the time left, when the broker sent the job, until the latest deadline of
     the instances' requests; a worker answers a job it has not started by then as timed out.
-    The worker pads each model call to that model's own batch sizes.
+    The worker pads each model call to that model's own batch sizes. `rids` are the request
+    ids (`Request.rid`) of the requests the instances belong to, each once, in order; `traces`
+    one `JobTrace` per such request that came with a `traceparent` (usually none).
     """
 
     job_id: int
     method: str
     instances: list[Instance]
     timeout_ms: float
+    rids: list[str] = field(default_factory=list)
+    traces: list[JobTrace] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ session ends.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -37,3 +38,13 @@ def rest_stack() -> Iterator[RestStack]:
     stack = start_rest_stack()
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Restore the root logger's handlers and level after a test set them up (setup_logging)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,6 +46,8 @@ class Proc:
     name: str
     args: list[str]
     env: dict[str, str] | None = None
+    #: A file for the process's stdout (None: discarded).
+    stdout: Path | None = None
     process: subprocess.Popen[bytes] = field(init=False)
     log_path: Path = field(init=False)
     ready: threading.Event = field(default_factory=threading.Event)
@@ -54,10 +57,16 @@ class Proc:
         os.close(fd)
         self.log_path = Path(path)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
-        self.process = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=env, start_new_session=True,
-        )  # fmt: skip
+        with contextlib.ExitStack() as files:
+            out = (
+                subprocess.DEVNULL
+                if self.stdout is None
+                else files.enter_context(self.stdout.open("wb"))
+            )
+            self.process = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.PIPE, env=env, start_new_session=True,
+            )  # fmt: skip
         threading.Thread(target=self._watch, daemon=True).start()
         return self
 

@@ -18,6 +18,7 @@ import zmq
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND
+from msq.tracing import setup_tracing
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
 
 
@@ -109,7 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until SIGTERM or SIGINT; 1 if the servable or device cannot be used."""
     args = parse_args(argv)
-    setup_logging("msq-worker", args.log_level)
+    setup_logging("msq-worker", args.log_level, args.log_format)
+    setup_tracing("msq-worker", args.tracing)
     try:
         _check_endpoint(args.broker)
     except ValueError as exc:

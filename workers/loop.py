@@ -10,6 +10,8 @@ thread is idle.
 A job's `timeout_ms` becomes a deadline on this worker's clock when the job arrives; a job still
 unstarted at its deadline is answered timed out without being computed (`JobRunner`).
 Results of jobs received before a re-registration are dropped: the broker has re-queued them.
+Every line logged while a job runs (model errors included) names the job's request ids
+(`msq.process.log_fields`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 
 import zmq
 
+from msq import tracing
+from msq.process import log_fields
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
@@ -65,6 +69,16 @@ class JobRunner:
 
     def run(self, job: Job, deadline: Deadline) -> Result:
         """The job's result, computed only if its deadline has not passed."""
+        with log_fields(request_ids=job.rids):
+            if not (job.traces and tracing.enabled()):
+                return self._run(job, deadline)
+            arrived_s = deadline.at - job.timeout_ms / 1000.0  # on `clock`, when it came
+            arrived_ns = time.time_ns() - round((self.clock() - arrived_s) * 1e9)
+            traces = [(trace.traceparent, trace.queued_ms) for trace in job.traces]
+            with tracing.job_spans(job.job_id, len(job.instances), traces, arrived_ns):
+                return self._run(job, deadline)
+
+    def _run(self, job: Job, deadline: Deadline) -> Result:
         now = self.clock()
         if deadline.expired(now):
             with self._lock:
@@ -77,6 +91,10 @@ class JobRunner:
             )
             logger.info("job %d not computed: %s", job.job_id, failure.message)
             return Result(job.job_id, [failure] * len(job.instances))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "job %d: method %s, %d instances", job.job_id, job.method, len(job.instances)
+            )
         try:
             return self.execute(job)
         except Exception as exc:  # a bug must not stop the worker: fail the job's instances

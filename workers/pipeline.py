@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from msq import tracing
 from msq.proto.codec import CodecError, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Instance, InstanceOutcome
@@ -49,13 +50,18 @@ class MethodRunner:
     def run(self, instances: Sequence[Instance]) -> list[InstanceOutcome]:
         """One outcome per instance, in order."""
         states: list[State | Failure] = [self._decode(instance) for instance in instances]
+        before_model = True
         for number, stage in enumerate(self.method.stages, start=1):
             alive = [(i, state) for i, state in enumerate(states) if isinstance(state, dict)]
             if not alive:
                 break
             inputs = [tuple(state[p] for p in stage.inputs) for _, state in alive]
             label = f"method '{self.method.name}' stage {number} ({stage.label})"
+            started = tracing.stage_started()
             outcomes = self._run_stage(stage, inputs, label)
+            is_model = isinstance(stage.target, Model)
+            tracing.stage_done(started, is_model, before_model, label)
+            before_model = before_model and not is_model
             for (i, state), outcome in zip(alive, outcomes, strict=True):
                 if isinstance(outcome, Failure):
                     states[i] = outcome

@@ -1,8 +1,9 @@
 """The gateways' async link to the broker: one DEALER, many concurrent requests.
 
 Every coroutine of a gateway process shares one `BrokerLink`; replies are matched to callers by
-request id. Create it inside the running event loop of the process that uses it (for gunicorn:
-after the fork).
+a link-local number. Each request also carries its request id
+(`msq.gateways.core.request_ids`), which the link's log lines name. Create the link inside the
+running event loop of the process that uses it (for gunicorn: after the fork).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import cast
 import zmq
 import zmq.asyncio
 
+from msq import tracing
+from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
@@ -62,6 +65,7 @@ class BrokerLink:
         version: int = 0,
         deadline: Deadline | None = None,
         timeout_s: float | None = None,
+        rid: str = "",
     ) -> Reply:
         """Run `method` of `servable` on `instances`; remote failures come back in the Reply.
 
@@ -70,7 +74,10 @@ class BrokerLink:
         `timeout_s`, and with neither the link's default applies. The broker is sent the time
         left; the link waits until the deadline (plus `DEADLINE_GRACE_S` for the broker's own
         timeout answer). If the awaiting task is cancelled, the broker is told to drop the request.
+        `rid` is the request id (a new one when empty); failures are logged with it (timeouts,
+        an unreachable broker and internal errors at WARNING, the others at DEBUG).
         """
+        rid = rid or new_request_id()
         now = time.monotonic()
         if deadline is None:
             given = {DeadlineSource.REQUEST: timeout_s}
@@ -78,22 +85,31 @@ class BrokerLink:
         request_id = next(self._ids)
         if deadline.expired(now):
             message = f"request timed out: its deadline ({deadline.describe()}) passed unsent"
-            return Reply(request_id, version, error=Failure(ErrorKind.TIMEOUT, message))
+            return _failed(
+                rid, Reply(request_id, version, error=Failure(ErrorKind.TIMEOUT, message))
+            )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "request %d: %d instances for %s.%s version %d",
+                request_id, len(instances), servable, method, version, extra={"request_id": rid},
+            )  # fmt: skip
         request = Request(
-            request_id, servable, method, instances, version, deadline.timeout_ms(now)
-        )
+            request_id, servable, method, instances, version, deadline.timeout_ms(now), rid,
+            tracing.current_traceparent(),
+        )  # fmt: skip
         wait_s = deadline.remaining_s(now) + DEADLINE_GRACE_S
         try:
             answer = await self._call(request_id, request, wait_s)
         except asyncio.CancelledError:
+            log.debug("request %d cancelled by its caller", request_id, extra={"request_id": rid})
             await self._send_quietly(Cancel(request_id))
             raise
         if isinstance(answer, Failure):
-            return Reply(request_id, version, error=answer)
+            return _failed(rid, Reply(request_id, version, error=answer))
         if not isinstance(answer, Reply):
             failure = Failure(ErrorKind.INTERNAL, f"broker answered {type(answer).__name__}")
-            return Reply(request_id, version, error=failure)
-        return answer
+            return _failed(rid, Reply(request_id, version, error=failure))
+        return answer if answer.error is None else _failed(rid, answer)
 
     async def status(self, *, timeout_s: float = 2.0) -> Status | None:
         """What the broker serves, and its statistics; None when it does not answer in time."""
@@ -157,3 +173,20 @@ class BrokerLink:
             future = self._pending.get(request_id) if isinstance(request_id, int) else None
             if future is not None and not future.done():
                 future.set_result(message)
+
+
+#: Failures the link logs at WARNING (the others are the client's or load's: DEBUG).
+_WARN = frozenset({ErrorKind.TIMEOUT, ErrorKind.WORKER_UNAVAILABLE, ErrorKind.INTERNAL})
+
+
+def _failed(rid: str, reply: Reply) -> Reply:
+    """Log a reply whose whole request failed, with its request id; return it."""
+    error = reply.error
+    assert error is not None
+    level = logging.WARNING if error.kind in _WARN else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(
+            level, "request %d failed (%s): %s", reply.request_id, error.kind.value,
+            error.message, extra={"request_id": rid},
+        )  # fmt: skip
+    return reply

@@ -21,6 +21,7 @@ from msq.gateways.grpc.server import (
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
+from msq.tracing import setup_tracing
 
 log = logging.getLogger("msq.gateways.grpc")
 
@@ -107,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `msq-grpc-gateway`."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging("msq-grpc-gateway", args.log_level)
+    setup_logging("msq-grpc-gateway", args.log_level, args.log_format)
+    setup_tracing("msq-grpc-gateway", args.tracing)
     try:
         settings = settings_from(args)
     except ValueError as exc:

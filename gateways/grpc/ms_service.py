@@ -6,7 +6,8 @@ travel in `error_msg` — none when every instance succeeded; one when the whole
 and an empty message for the good ones) beside one `Instance` per instance (empty for the
 failed ones). A malformed instance fails alone; the others still run. The one departure: a call
 with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
-expect. The deadline is the call's gRPC deadline, else the gateway's default. Requests are
+expect. The deadline is the call's gRPC deadline, else the gateway's default; the request id
+its `x-request-id` metadata (`msq.gateways.grpc.request_context`). Requests are
 decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
 """
 
@@ -16,9 +17,11 @@ from collections.abc import Sequence
 
 import grpc
 
+from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import error_status
 from msq.gateways.core.link import BrokerLink
+from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import CodecError
@@ -116,6 +119,14 @@ class MSService:
         self, request: RawPredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictReply:
         """Run the requested method on every instance."""
+        rid = call_request_id(context)
+        traceparent = metadata_value(context, tracing.TRACEPARENT)
+        with tracing.server_span("msq.gateway.receive", traceparent, rid):
+            return await self._predict(request, context, rid)
+
+    async def _predict(
+        self, request: RawPredictRequest, context: grpc.aio.ServicerContext, rid: str
+    ) -> pb.PredictReply:
         deadline = request_deadline(
             self._default_timeout_s, grpc_remaining_s=context.time_remaining()
         )
@@ -130,14 +141,16 @@ class MSService:
                 valid,
                 version=request.version_number,
                 deadline=deadline,
+                rid=rid,
             )
         outcomes = merge_outcomes(decoded, answer)
         timeout = timeout_of_all(outcomes)
         if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)
-        reply = pb.PredictReply()
-        spec = reply.servable_spec  # echoes the request's
-        spec.name, spec.method_name = request.name, request.method_name
-        spec.version_number = request.version_number
-        fill_reply(reply, outcomes)
+        with tracing.span("msq.gateway.reply"):
+            reply = pb.PredictReply()
+            spec = reply.servable_spec  # echoes the request's
+            spec.name, spec.method_name = request.name, request.method_name
+            spec.version_number = request.version_number
+            fill_reply(reply, outcomes)
         return reply

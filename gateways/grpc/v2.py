@@ -6,7 +6,8 @@ module only converts between protobuf messages and those. Inputs may come as
 are not copied, see `msq.gateways.grpc.wire`) or as typed `contents` (not for FP16/BF16);
 outputs are always returned as `raw_output_contents`. The call's deadline is the smaller of its
 gRPC deadline and its `timeout` parameter (int64, microseconds), see
-`msq.gateways.core.deadline`.
+`msq.gateways.core.deadline`. Its request id is the `x-request-id` metadata, else the request's
+`id` (`msq.gateways.grpc.request_context`); the response's `id` echoes the request's.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import numpy as np
 from google.protobuf import json_format
 from typing_extensions import Buffer, override
 
+from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
+from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
 from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
@@ -196,6 +199,15 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, split: SplitInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         request = split.message
+        rid = call_request_id(context, request.id)
+        traceparent = metadata_value(context, tracing.TRACEPARENT)
+        with tracing.server_span("msq.gateway.receive", traceparent, rid):
+            return await self._traced_infer(split, context, rid)
+
+    async def _traced_infer(
+        self, split: SplitInferRequest, context: grpc.aio.ServicerContext, rid: str
+    ) -> pb.ModelInferResponse:
+        request = split.message
         deadline = request_deadline(
             self._default_timeout_s,
             grpc_remaining_s=context.time_remaining(),
@@ -207,12 +219,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             request_tensors(split),
             [output.name for output in request.outputs],
             deadline,
+            rid,
         )
         answer = await self._v2.infer(call)
-        response = pb.ModelInferResponse(
-            model_name=request.model_name, model_version=str(answer.version), id=request.id
-        )
-        fill_outputs(response, answer.outputs)
+        with tracing.span("msq.gateway.reply"):
+            response = pb.ModelInferResponse(
+                model_name=request.model_name, model_version=str(answer.version), id=request.id
+            )
+            fill_outputs(response, answer.outputs)
         return response
 
 

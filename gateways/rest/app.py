@@ -15,6 +15,7 @@ import falcon.asgi
 from msq.gateways.rest import metrics, ms, openapi, v2
 from msq.gateways.rest.http import App, ErrorHandlers
 from msq.gateways.rest.metrics import RequestMetrics
+from msq.gateways.rest.request_context import RequestIds
 from msq.gateways.rest.state import Gateway, RestSettings
 
 
@@ -23,7 +24,7 @@ def create_app(settings: RestSettings | None = None) -> App:
     settings = RestSettings.from_env() if settings is None else settings
     gateway = Gateway(settings)
     requests = RequestMetrics()
-    middleware: list[Any] = [gateway, requests]
+    middleware: list[Any] = [RequestIds(), gateway, requests]
     app: App = falcon.asgi.App(middleware=middleware)
     errors = ErrorHandlers(settings.ms_status_codes)
     errors.install(app)

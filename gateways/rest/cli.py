@@ -19,8 +19,10 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from msq.gateways.rest.state import MB, RestSettings
+from msq.process import add_log_level, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
+from msq.tracing import setup_tracing
 
 CONFIG_MODULE = "msq.gateways.rest.gunicorn_conf"
 
@@ -71,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
     parser.add_argument("--ca-certs", help="CA bundle (PEM) to verify client certificates")
     parser.add_argument("--verify-client", action="store_true", help="require a client certificate")
+    add_log_level(parser)
     args = parser.parse_args(argv)
     if bool(args.certfile) != bool(args.keyfile):
         parser.error("--certfile and --keyfile go together")
@@ -98,6 +101,9 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the REST gateway until it is stopped."""
     args = parse_args(argv)
+    # Set up in gunicorn's master: its workers inherit it (gunicorn's own lines keep its format).
+    setup_logging("msq-rest-gateway", args.log_level, args.log_format)
+    setup_tracing("msq-rest-gateway", args.tracing)
     settings = RestSettings(
         broker=args.broker,
         max_body_bytes=round(args.max_body_mb * MB),

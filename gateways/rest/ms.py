@@ -5,7 +5,8 @@ answered with HTTP 200 and `{"error_msg": ...}` unless the gateway runs with rea
 (`--http-status-codes`); then a failed request gets the status of its error kind (400 bad
 input, 404 unknown servable or method, 503 + Retry-After overloaded or no worker, 504 deadline)
 while a request with some good and some bad instances still answers 200. The optional header
-`X-MSQ-Timeout-Ms` sets the request's deadline (else the gateway's default).
+`X-MSQ-Timeout-Ms` sets the request's deadline (else the gateway's default); `X-Request-Id`
+its request id (`msq.gateways.rest.request_context`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import falcon.asgi
 
+from msq import tracing
 from msq.gateways.core.errors import GatewayError, error_status
 from msq.gateways.rest.http import App, ErrorHandlers, HttpError, answer_bytes, deadline, read_body
 from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, reply_document
@@ -65,11 +67,12 @@ class PredictResource:
         except MSRestError as exc:
             raise GatewayError(ErrorKind.INVALID_INPUT, str(exc)) from None
         reply = await self._gateway.link.infer(
-            servable, method, instances, version=number, deadline=until
+            servable, method, instances, version=number, deadline=until, rid=req.context.request_id
         )
-        document, failure = reply_document(reply, len(instances))
-        status = 200 if failure is None else error_status(failure.kind).http_status
-        answer_bytes(resp, self._errors.status_for(req, status), dump_json(document))
+        with tracing.span("msq.gateway.reply"):
+            document, failure = reply_document(reply, len(instances))
+            status = 200 if failure is None else error_status(failure.kind).http_status
+            answer_bytes(resp, self._errors.status_for(req, status), dump_json(document))
 
 
 class UrlErrorSink:

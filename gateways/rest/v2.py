@@ -5,7 +5,9 @@ gRPC gateway): `{servable}.{method}`, or the bare `{servable}` when it has one m
 `/versions/{v}` may follow the model everywhere. Every non-200 answer is `{"error": "..."}`:
 400 bad input, 404 unknown model, 503 with `Retry-After` when overloaded or no worker serves the
 model, 504 when the deadline passes. A request's deadline is the smaller of its `timeout`
-parameter (microseconds) and the `X-MSQ-Timeout-Ms` header, else the gateway's default.
+parameter (microseconds) and the `X-MSQ-Timeout-Ms` header, else the gateway's default. Its
+request id is the `X-Request-Id` header, else the body's `id`, else a new one; the response
+echoes it in `X-Request-Id` and, as the protocol says, the body's `id` (when one came) in `id`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
+from msq import tracing
 from msq.gateways.rest.http import App, answer_bytes, answer_json, deadline, read_body
+from msq.gateways.rest.request_context import adopt_body_id
 from msq.gateways.rest.state import Gateway
 from msq.gateways.rest.v2_codec import HEADER_LENGTH, encode_infer_response, parse_infer_request
 from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
@@ -80,11 +84,13 @@ class ModelResource:
         body = await read_body(req, settings.max_body_bytes)
         request = parse_infer_request(body, req.get_header(HEADER_LENGTH))
         until = deadline(req, settings.default_timeout_s, request.timeout)
-        call = InferCall(model, version, request.inputs, list(request.outputs), until)
+        rid = adopt_body_id(req, request.request_id)
+        call = InferCall(model, version, request.inputs, list(request.outputs), until, rid)
         answer = await self._gateway.v2.infer(call)
-        answered, header_length = encode_infer_response(
-            model, answer.version, request, answer.outputs
-        )
+        with tracing.span("msq.gateway.reply"):
+            answered, header_length = encode_infer_response(
+                model, answer.version, request, answer.outputs
+            )
         if header_length is None:
             answer_bytes(resp, 200, answered)
         else:

@@ -33,6 +33,8 @@ class InferCall:
     #: The outputs asked for, in order (empty: every output of the model).
     outputs: Sequence[str]
     deadline: Deadline
+    #: The request id (`msq.gateways.core.request_ids`; empty: the link makes one).
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class V2Service:
             to_instances(model, call.inputs),
             version=model.version,
             deadline=call.deadline,
+            rid=call.request_id,
         )
         if reply.error is not None:
             raise GatewayError.of(reply.error)

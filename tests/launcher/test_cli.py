@@ -38,3 +38,13 @@ def test_a_directory_without_servables_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_log_level_is_refused() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", str(EXAMPLES), "--log-level", "loud"])
+
+
+def test_log_level_format_and_tracing_go_to_every_process() -> None:
+    planned = commands("--log-level", "debug", "--log-format", "json", "--tracing")
+    assert [command[0] for command in planned] == [
+        "msq-broker", "msq-worker", "msq-worker", "msq-grpc-gateway", "msq-rest-gateway",
+    ]  # fmt: skip
+    for command in planned:
+        assert command[-5:] == ["--log-level", "DEBUG", "--log-format", "json", "--tracing"]
+    assert all("--tracing" not in command for command in commands())

@@ -145,7 +145,7 @@ def test_ready_announces_the_servable(workers: dict[str, Served]) -> None:
     assert (ready.servable, ready.version, ready.capacity, ready.device) == ("pipes", 1, 3, "cpu")
     assert ready.pid == workers["pipes"].proc.pid
     methods = {method.name: method for method in ready.methods}
-    assert len(methods) == 15
+    assert len(methods) == 16
     assert methods["add_common"] == MethodSignature(
         "add_common",
         (TensorSpec("x1", "float32", (2, 2)), TensorSpec("x2", "float32", (2, 2))),

@@ -142,3 +142,14 @@ def flatten(x):
 @register.register_method(output_names=["y"])
 def flattened(x1, x2):
     return register.add_stage(add, register.add_stage(flatten, x1), x2)
+
+
+def doubled(y):
+    return y * 2
+
+
+@register.register_method(output_names=["y"])
+def pre_model_post(x1, x2):
+    x1 = register.add_stage(reject_negative, x1)
+    y = register.add_stage(add, x1, x2)
+    return register.add_stage(doubled, y)
