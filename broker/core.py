@@ -21,13 +21,12 @@ import enum
 import functools
 import itertools
 import logging
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from msq.broker.admission import queue_refusal, registration_problem, request_problem
 from msq.broker.catalog import Catalog, describe
-from msq.broker.deadlines import DeadlineHeap
-from msq.broker.records import RunningJob, WorkerState
+from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
+from msq.broker.requests import RequestTable
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.stats import broker_info, worker_info
@@ -38,11 +37,8 @@ from msq.proto.messages import (
     Disconnect,
     Heartbeat,
     InstanceOutcome,
-    Job,
-    JobTrace,
     Message,
     Ready,
-    Reply,
     Request,
     Result,
     Status,
@@ -77,11 +73,10 @@ class BrokerCore:
         self.started_at = now
         self.workers: dict[bytes, WorkerState] = {}
         self.jobs: dict[int, RunningJob] = {}
-        self.requests: dict[tuple[bytes, int], PendingRequest] = {}
-        self.rejected: dict[str, int] = {}
         self.catalog = Catalog(self.settings)
-        #: Deadlines of accepted requests by (client, request id); answered ones leave lazily.
-        self.deadlines: DeadlineHeap[tuple[bytes, int]] = DeadlineHeap()
+        self.requests = RequestTable(
+            lambda client, reply: self._emit(Endpoint.FRONTEND, client, reply)
+        )
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
 
@@ -89,17 +84,14 @@ class BrokerCore:
 
     def on_request(self, client: bytes, request: Request, now: float) -> list[Outgoing]:
         """A gateway sent a request: validate, admit and queue its instances."""
-        self._expire(now)
+        self.requests.expire(now)
         self._admit(client, request, now)
         return self._flush()
 
     def on_cancel(self, client: bytes, cancel: Cancel, now: float) -> list[Outgoing]:
         """The caller went away: drop the request without replying."""
-        pending = self.requests.pop((client, cancel.request_id), None)
-        if pending is not None and not pending.done:
-            pending.done = True
-            pending.route.forget(pending)
-        self._expire(now)
+        self.requests.cancel((client, cancel.request_id))
+        self.requests.expire(now)
         return self._flush()
 
     def on_status_query(self, client: bytes, query: StatusQuery, now: float) -> list[Outgoing]:
@@ -111,14 +103,14 @@ class BrokerCore:
         self, client: bytes, request_id: int, problem: str, now: float
     ) -> list[Outgoing]:
         """A gateway sent a message that names a request but cannot be decoded."""
-        self._reject(client, request_id, Failure(ErrorKind.INVALID_INPUT, problem))
+        self.requests.reject(client, request_id, Failure(ErrorKind.INVALID_INPUT, problem))
         return self._flush()
 
     # ------------------------------------------------------------------ worker side
 
     def on_worker_message(self, worker_id: bytes, message: Message, now: float) -> list[Outgoing]:
         """Any message from a worker."""
-        self._expire(now)
+        self.requests.expire(now)
         match message:
             case Ready():
                 self._register(worker_id, message, now)
@@ -141,7 +133,7 @@ class BrokerCore:
 
     def tick(self, now: float) -> list[Outgoing]:
         """Expire deadlines and silent or hung workers, send heartbeats, close batch windows."""
-        self._expire(now)
+        self.requests.expire(now)
         settings = self.settings
         for worker in list(self.workers.values()):
             if now - worker.last_seen > settings.worker_expiry_s:
@@ -163,7 +155,7 @@ class BrokerCore:
         """The latest time at which `tick` must run next."""
         settings = self.settings
         times = [now + settings.heartbeat_interval_s]
-        soonest = self.deadlines.soonest()
+        soonest = self.requests.deadlines.soonest()
         if soonest is not None:
             times.append(soonest)
         for worker in self.workers.values():
@@ -182,7 +174,7 @@ class BrokerCore:
         uptime_s = now - self.started_at
         stats = {
             "uptime_s": uptime_s,
-            "rejected": dict(self.rejected),
+            "rejected": dict(self.requests.rejected),
             "routes": self.catalog.report(),
         }
         workers = [worker_info(worker, now) for worker in self.workers.values()]
@@ -194,8 +186,7 @@ class BrokerCore:
     def shutdown(self) -> list[Outgoing]:
         """Answer every pending request: the broker is going away."""
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
-        for pending in list(self.requests.values()):
-            self._fail_request(pending, failure)
+        self.requests.fail_all(failure)
         return self._flush()
 
     # ------------------------------------------------------------------ admission
@@ -207,11 +198,11 @@ class BrokerCore:
                    request.servable, request.method, request.version, request_id=rid)  # fmt: skip
         route = self.catalog.resolve(request.servable, request.version, request.method)
         if isinstance(route, Failure):
-            self._reject(client, request.request_id, route, rid=rid)
+            self.requests.reject(client, request.request_id, route, rid=rid)
             return
-        problem = request_problem(request, (client, request.request_id) in self.requests)
+        problem = request_problem(request, (client, request.request_id) in self.requests.pending)
         if problem is not None:
-            self._reject(client, request.request_id, problem, rid=rid)
+            self.requests.reject(client, request.request_id, problem, rid=rid)
             return
         checked = [
             check_instance(instance, route.signature.inputs) for instance in request.instances
@@ -219,7 +210,7 @@ class BrokerCore:
         valid = sum(not isinstance(item, Failure) for item in checked)
         refusal = queue_refusal(route, valid)
         if refusal is not None:
-            self._reject(client, request.request_id, refusal, route.key.version, rid)
+            self.requests.reject(client, request.request_id, refusal, route.key.version, rid)
             return
         deadline = self._deadline(request, now)
         outcomes: list[InstanceOutcome | None] = [
@@ -237,16 +228,14 @@ class BrokerCore:
             if isinstance(item, Failure):
                 stats.instance_failed(item.kind)
         if valid == 0:
-            self._finish(pending)
+            self.requests.finish(pending)
             return
         if deadline.expired(now):
-            self._fail_request(
+            self.requests.fail(
                 pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
             )
             return
-        key = (client, request.request_id)
-        self.requests[key] = pending
-        self.deadlines.watch(deadline.at, key, self.requests)
+        self.requests.accept(pending)
         eager = route.idle
         for index, item in enumerate(checked):
             if not isinstance(item, Failure):
@@ -260,14 +249,6 @@ class BrokerCore:
         return resolve_deadline(
             {DeadlineSource.REQUEST: given}, now, default_s=self.settings.default_timeout_s
         )
-
-    def _reject(
-        self, client: bytes, request_id: int, failure: Failure, version: int = 0, rid: str = ""
-    ) -> None:
-        self.rejected[failure.kind.value] = self.rejected.get(failure.kind.value, 0) + 1
-        if _DEBUG_ON():
-            _debug("request refused (%s): %s", failure.kind.value, failure.message, request_id=rid)
-        self._emit(Endpoint.FRONTEND, client, Reply(request_id, version, error=failure))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -288,7 +269,7 @@ class BrokerCore:
             worker.last_sent = now
             worker.jobs.add(job_id)
             route.in_flight += 1
-            job = _job(job_id, route, items, now)
+            job = job_message(job_id, route.key.method, items, now)
             if _DEBUG_ON():
                 key = route.key
                 _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
@@ -320,7 +301,7 @@ class BrokerCore:
         job.route.stats.job_done(len(job.items), result.compute_ms)
         job.route.stats.window.completed(now, [item.enqueued_at for item in job.items])
         for item, outcome in zip(job.items, outcomes, strict=True):
-            self._settle(item.request, item.index, outcome)
+            self.requests.settle(item.request, item.index, outcome)
         self._dispatch(job.route, now)
 
     def _close_job(self, job: RunningJob, worker: WorkerState) -> None:
@@ -370,7 +351,7 @@ class BrokerCore:
         log.warning(
             "lost worker %s (%s): %s; re-dispatching %d running jobs",
             worker_id.hex(), worker.ready.servable, reason, len(jobs),
-            extra={"request_ids": _rids(item for job in jobs for item in job.items)},
+            extra={"request_ids": request_ids(item for job in jobs for item in job.items)},
         )  # fmt: skip
         for job in jobs:
             self._close_job(job, worker)
@@ -392,7 +373,9 @@ class BrokerCore:
             log.warning(
                 "instance %d: %s", item.index, problem, extra={"request_id": item.request.rid}
             )
-            self._settle(item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem))
+            self.requests.settle(
+                item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem)
+            )
         else:
             route.push(item, front=True)
 
@@ -406,48 +389,11 @@ class BrokerCore:
         if items:
             log.warning(
                 "%s: failing %d queued instances", failure.message, len(items),
-                extra={"request_ids": _rids(items)},
+                extra={"request_ids": request_ids(items)},
             )  # fmt: skip
         for item in items:
-            self._settle(item.request, item.index, failure)
+            self.requests.settle(item.request, item.index, failure)
         self.catalog.remove(route)
-
-    # ------------------------------------------------------------------ outcomes
-
-    def _settle(self, pending: PendingRequest, index: int, outcome: InstanceOutcome) -> None:
-        if pending.settle(index, outcome):
-            self._finish(pending)
-
-    def _finish(self, pending: PendingRequest) -> None:
-        outcomes = [outcome for outcome in pending.outcomes if outcome is not None]
-        self._close(pending, Reply(pending.request_id, pending.route.key.version, outcomes))
-
-    def _fail_request(self, pending: PendingRequest, failure: Failure) -> None:
-        for outcome in pending.outcomes:
-            if outcome is None:
-                pending.route.stats.instance_failed(failure.kind)
-        self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
-
-    def _close(self, pending: PendingRequest, reply: Reply) -> None:
-        if _DEBUG_ON():
-            _debug("reply: %s", "done" if reply.error is None else "failed", request_id=pending.rid)
-        pending.done = True
-        pending.route.forget(pending)
-        self.requests.pop((pending.client, pending.request_id), None)
-        self._emit(Endpoint.FRONTEND, pending.client, reply)
-
-    def _expire(self, now: float) -> None:
-        for key in self.deadlines.due(now):
-            pending = self.requests.get(key)
-            if pending is not None and pending.deadline.expired(now):
-                waited_ms = -pending.deadline.remaining_s(now) * 1000.0
-                failure = Failure(
-                    ErrorKind.TIMEOUT,
-                    f"request timed out: its deadline passed {waited_ms:.0f} ms ago before "
-                    f"{describe(pending.route.key)} answered",
-                )
-                log.info("%s", failure.message, extra={"request_id": pending.rid})
-                self._fail_request(pending, failure)
 
     # ------------------------------------------------------------------ helpers
 
@@ -462,32 +408,7 @@ class BrokerCore:
         return [route for route in self.catalog.routes() if route.live]
 
 
-def _job(job_id: int, route: Route, items: list[QueuedInstance], now: float) -> Job:
-    """The job that runs `items` now: it carries the time left until the latest deadline of
-    their requests (the worker drops it unstarted once that has passed)."""
-    latest = max((item.request.deadline for item in items), key=lambda deadline: deadline.at)
-    requests = dict.fromkeys(item.request for item in items)
-    traces: list[JobTrace] = []
-    if any(pending.traceparent for pending in requests):
-        firsts: dict[PendingRequest, QueuedInstance] = {}
-        for item in items:
-            firsts.setdefault(item.request, item)
-        traces = [
-            JobTrace(pending.traceparent, (now - item.enqueued_at) * 1000.0)
-            for pending, item in firsts.items()
-            if pending.traceparent
-        ]
-    rids = [pending.rid for pending in requests]
-    payloads = [item.payload for item in items]
-    return Job(job_id, route.key.method, payloads, latest.timeout_ms(now), rids, traces)
-
-
 def _debug(message: str, *args: object, **ids: object) -> None:
     """Log at DEBUG, with request ids (`request_id=` or `request_ids=`) as extra fields (the
     callers check `_DEBUG_ON()` first, so that nothing is built when DEBUG is off)."""
     log.debug(message, *args, extra=ids)
-
-
-def _rids(items: Iterable[QueuedInstance]) -> list[str]:
-    """The request ids of the instances' requests, each once, in order."""
-    return list(dict.fromkeys(item.request.rid for item in items))

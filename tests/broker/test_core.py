@@ -33,7 +33,7 @@ def test_request_is_dispatched_and_answered_in_order() -> None:
     (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.01))
     assert reply.request_id == 1 and reply.version == 1 and reply.error is None
     assert first_values(reply) == [1.0, 2.0, 3.0]
-    assert core.requests == {}
+    assert core.requests.pending == {}
 
 
 def test_unknown_servable_version_and_method_are_rejected_with_serving_messages() -> None:
@@ -297,8 +297,8 @@ def test_answered_requests_are_not_kept_until_their_deadline() -> None:
         ((_, job),) = jobs(core.on_request(GATEWAY, request(request_id, [1.0]), 0.0))
         (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.0))
         assert reply.request_id == request_id
-    assert core.requests == {}
-    assert len(core.deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
+    assert core.requests.pending == {}
+    assert len(core.requests.deadlines) <= 1024 + 1  # stale entries are pruned, not kept for 300 s
 
 
 def test_a_job_carries_the_time_left_until_the_latest_deadline_of_its_requests() -> None:
