@@ -9,6 +9,7 @@ time to find the bad one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -45,6 +46,8 @@ class MethodRunner:
     def __init__(self, method: MethodDef, models: dict[int, LoadedModel]) -> None:
         self.method = method
         self.models = models  # by id() of the declared Model
+        #: Called with (method, stage label, seconds) after each stage, when set.
+        self.on_stage: Callable[[str, str, float], None] | None = None
 
     def run(self, instances: Sequence[Instance]) -> list[InstanceOutcome]:
         """One outcome per instance, in order."""
@@ -55,7 +58,12 @@ class MethodRunner:
                 break
             inputs = [tuple(state[p] for p in stage.inputs) for _, state in alive]
             label = f"method '{self.method.name}' stage {number} ({stage.label})"
+            started = time.perf_counter()
             outcomes = self._run_stage(stage, inputs, label)
+            if self.on_stage is not None:
+                self.on_stage(
+                    self.method.name, f"{number}:{stage.label}", time.perf_counter() - started
+                )
             for (i, state), outcome in zip(alive, outcomes, strict=True):
                 if isinstance(outcome, Failure):
                     states[i] = outcome
