@@ -21,7 +21,7 @@ from msq.metrics import LATENCY_BUCKETS_S
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Counts every unary call by method and status code, and times it."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
