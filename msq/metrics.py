@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, disable_created_metrics, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -39,6 +39,7 @@ def start_exporter(args: argparse.Namespace, registry: CollectorRegistry = REGIS
     """Serve `registry` if `--metrics-port` was given: the scrape address "HOST:PORT", else None."""
     if args.metrics_port is None:
         return None
+    disable_created_metrics()  # no `_created` series: half as many, and none on dashboards
     server, _thread = start_http_server(args.metrics_port, args.metrics_host, registry)
     return f"{args.metrics_host}:{server.server_port}"
 

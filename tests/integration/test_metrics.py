@@ -5,15 +5,20 @@ One small stack of its own (broker, `add` worker, gRPC gateway), each with a met
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from msq.client import Client
+from msq.gateways.rest.metrics import RequestMetrics
 from tests.gateways.grpc_processes import gateway
 from tests.processes import (
     EXAMPLES,
@@ -25,6 +30,7 @@ from tests.processes import (
     worker,
 )
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 REQUESTS, INSTANCES = 5, 3
 PREDICT = "/mindspore.serving.proto.MSService/Predict"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -120,6 +126,65 @@ def test_grpc_gateway_counts_each_call_by_method_and_code(stack: dict[str, int])
     assert value(samples, "msq_grpc_requests_total", method=PREDICT, code="OK") == REQUESTS
     assert value(samples, "msq_grpc_request_duration_seconds_count", method=PREDICT) == REQUESTS
     assert {name for name, _ in samples if name.startswith("msq_grpc_requests")} == {
-        "msq_grpc_requests_total",
-        "msq_grpc_requests_created",
+        "msq_grpc_requests_total"  # no `_created` series
     }
+
+
+SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+}
+
+
+def series_names(families: Iterable[Metric]) -> set[str]:
+    """The series names these families declare, whether or not they have samples yet."""
+    return {
+        family.name + suffix for family in families for suffix in SUFFIXES.get(family.type, ("",))
+    }
+
+
+def exported(stack: dict[str, int]) -> set[str]:
+    """Every series name the stack's processes and the REST gateway's request metrics declare."""
+    names = set()
+    for port in stack.values():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            names |= series_names(text_string_to_metric_families(reply.read().decode()))
+    return names | series_names(RequestMetrics().registry().collect())
+
+
+def queried(dashboard: object) -> set[str]:
+    """The metric names in every PromQL expression of a Grafana dashboard."""
+    assert isinstance(dashboard, dict)
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert expressions
+    return {
+        name
+        for expression in expressions
+        for name in re.findall(r"\b((?:msq|process)_[a-z0-9_]+)\b", expression)
+    }
+
+
+def test_queried_finds_every_metric_name_in_an_expression() -> None:
+    dashboard = {"panels": [{"targets": [
+        {"expr": "histogram_quantile(0.5, sum by (le) (rate(msq_a_bucket[5m])))"},
+        {"expr": "msq_b / process_c{kind=\"worker\"}"},
+    ]}]}  # fmt: skip
+    assert queried(dashboard) == {"msq_a_bucket", "msq_b", "process_c"}
+
+
+def test_every_metric_the_dashboard_queries_is_exported(stack: dict[str, int]) -> None:
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    names = queried(dashboard)
+    assert len(names) >= 10
+    assert names - exported(stack) == set()
+
+
+def test_every_exported_metric_is_in_the_metrics_table(stack: dict[str, int]) -> None:
+    table = set(re.findall(r"^\| `(msq_[a-z0-9_]+)`", (DOCS / "metrics.md").read_text(), re.M))
+    families = set()
+    for name in exported(stack):
+        if name.startswith("msq_"):
+            bare = re.sub(r"_(bucket|sum|count)$", "", name)
+            families.add(bare if bare in table else name)
+    assert families == table
