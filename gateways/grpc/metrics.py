@@ -38,15 +38,24 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
         method: str = handler_call_details.method  # type: ignore[attr-defined]
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:  # once per method: the gateway's handlers never change
+            handler = await continuation(handler_call_details)
+            if handler is None or handler.unary_unary is None:
+                return handler
+            wrapped = self._wrapped[method] = self._timed(method, handler)
+        return wrapped
+
+    def _timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         behavior = handler.unary_unary
+        latency = self.latency.labels(method)
+        succeeded = self.requests.labels(method, "OK")
 
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -56,10 +65,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 failed = False
                 return reply
             finally:
+                latency.observe(time.perf_counter() - started)
                 code = context.code()
-                name = code.name if isinstance(code, grpc.StatusCode) else None
-                self.requests.labels(method, name or ("UNKNOWN" if failed else "OK")).inc()
-                self.latency.labels(method).observe(time.perf_counter() - started)
+                if not failed and code in (None, grpc.StatusCode.OK):
+                    succeeded.inc()
+                else:
+                    name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+                    self.requests.labels(method, name).inc()
 
         return grpc.unary_unary_rpc_method_handler(
             timed,

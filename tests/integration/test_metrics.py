@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.utils import InferenceServerException
 
 from msq.client import Client
 from msq.gateways.rest.metrics import RequestMetrics
@@ -79,6 +81,8 @@ def stack() -> Iterator[dict[str, int]]:
             for _ in range(REQUESTS):
                 results = client.infer([{"x1": x, "x2": x}] * INSTANCES)
                 assert all("y" in result for result in results), results
+        with pytest.raises(InferenceServerException, match="nope"):
+            triton_grpc.InferenceServerClient(address).get_model_metadata("nope")
         yield ports
     finally:
         stop_all(procs)
@@ -125,6 +129,9 @@ def test_grpc_gateway_counts_each_call_by_method_and_code(stack: dict[str, int])
     samples = scrape(stack["grpc"])
     assert value(samples, "msq_grpc_requests_total", method=PREDICT, code="OK") == REQUESTS
     assert value(samples, "msq_grpc_request_duration_seconds_count", method=PREDICT) == REQUESTS
+    metadata = "/inference.GRPCInferenceService/ModelMetadata"
+    assert value(samples, "msq_grpc_requests_total", method=metadata, code="NOT_FOUND") == 1
+    assert value(samples, "msq_grpc_requests_total", method=metadata, code="OK") == 0
     assert {name for name, _ in samples if name.startswith("msq_grpc_requests")} == {
         "msq_grpc_requests_total"  # no `_created` series
     }
