@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ GUNICORN_CONFIG = "python:msq.gateways.rest.gunicorn_conf"
 #: What each gunicorn ASGI worker logs once it accepts requests.
 GUNICORN_READY = "ASGI server listening"
 #: The paths each system serves; `direct` (the in-process compute floor) starts no server.
+#: Set to 1 to run msq's broker, worker and gRPC gateway with their metrics served (any port).
+METRICS_ENV = "MSQ_BENCH_METRICS"
 MSQ_PATHS = ("ms-grpc", "v2-grpc", "ms-rest", "v2-rest", "link")
 SYSTEM_PATHS: dict[str, tuple[str, ...]] = {
     "msq": MSQ_PATHS,
@@ -103,13 +106,16 @@ def start_msq(scenario: Scenario, log_dir: Path, *, batching: bool = True) -> Sy
         "--broker",
         frontend,
     ]
+    metrics = ["--metrics-port", "0"] if os.environ.get(METRICS_ENV) == "1" else []
+    worker += metrics
+    grpc_gateway += metrics
     if scenario.timeout_s is not None:
         grpc_gateway += ["--default-timeout", str(scenario.timeout_s)]
         rest_gateway += ["--timeout", str(scenario.timeout_s)]
     servers = [
         procs.start(
             "broker",
-            ["msq-broker", "--frontend", frontend, "--backend", backend],
+            ["msq-broker", "--frontend", frontend, "--backend", backend, *metrics],
             log_dir,
             ready_line="msq-broker ready",
         ),

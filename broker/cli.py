@@ -7,9 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from msq.broker.core import BrokerCore
 from msq.broker.loop import BrokerLoop
 from msq.broker.settings import BrokerSettings, load_overrides
+from msq.metrics import Snapshot, add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto import transport
 from msq.proto.batching import SETTINGS, read_settings
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=512,
         help="largest message accepted, in MB (default %(default)s)",
     )
+    add_metrics_options(parser)
     add_log_level(parser)
     return parser  # fmt: skip
 
@@ -103,15 +107,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(args)
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
+    metrics = Snapshot() if args.metrics_port is not None else None
     loop = BrokerLoop(
         BrokerCore(settings, now=time.monotonic()),
         args.frontend,
         args.backend,
         max_message_bytes=args.max_message_mb * 1024 * 1024,
+        metrics=metrics,
     )
     on_stop_signals(loop.stop)
+    address = None
+    if metrics is not None:
+        REGISTRY.register(metrics)
+        address = start_exporter(args)
     frontend, backend = loop.endpoints
-    announce_ready("msq-broker", f"frontend {frontend}, backend {backend}")
+    announce_ready("msq-broker", ready_detail(f"frontend {frontend}, backend {backend}", address))
     loop.run()
     return 0
 

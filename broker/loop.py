@@ -11,11 +11,14 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import zmq
 
 from msq.broker.core import BrokerCore, Endpoint, Outgoing
+from msq.broker.exposition import broker_metrics, loop_metrics
+from msq.metrics import Snapshot
 from msq.proto import transport
 from msq.proto.messages import Cancel, Request, StatusQuery
 from msq.proto.wire import WireError
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Messages read from one socket before the other gets its turn.
 _BATCH = 256
+#: Seconds between two publications of the metrics (when they are served).
+METRICS_INTERVAL_S = 0.5
 
 
 class BrokerLoop:
@@ -37,8 +42,16 @@ class BrokerLoop:
         *,
         max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
         context: zmq.Context | None = None,  # type: ignore[type-arg]
+        metrics: Snapshot | None = None,
     ) -> None:
+        """`metrics`, when given, receives the core's statistics every `METRICS_INTERVAL_S`,
+        published from this loop's thread (the server thread only reads the snapshot)."""
         self.core = core
+        self.metrics = metrics
+        #: Messages received and sent, by socket ("frontend", "backend").
+        self.received = {"frontend": 0, "backend": 0}
+        self.sent = {"frontend": 0, "backend": 0}
+        self._next_publish = 0.0
         self.context = context or zmq.Context.instance()
         self.frontend = transport.router(self.context, frontend, max_message_bytes)
         self.backend = transport.router(self.context, backend, max_message_bytes)
@@ -67,25 +80,41 @@ class BrokerLoop:
                 wait_ms = max(0.0, self.core.next_wakeup(now) - now) * 1000.0
                 events = dict(poller.poll(math.ceil(min(wait_ms, 100.0))))
                 if self.frontend in events:
-                    self._drain(self.frontend, self._on_frontend)
+                    self._drain(self.frontend, self._on_frontend, "frontend")
                 if self.backend in events:
-                    self._drain(self.backend, self._on_backend)
-                self._send(self.core.tick(time.monotonic()))
+                    self._drain(self.backend, self._on_backend, "backend")
+                now = time.monotonic()
+                self._send(self.core.tick(now))
+                if self.metrics is not None and now >= self._next_publish:
+                    self._next_publish = now + METRICS_INTERVAL_S
+                    self.publish_metrics(self.metrics, now)
             self._send(self.core.shutdown())
         finally:
             self.frontend.close(linger=0)
             self.backend.close(linger=0)
 
+    def publish_metrics(self, metrics: Snapshot, now: float) -> None:
+        """Publish the core's statistics and this loop's counts (call from the loop's thread)."""
+        credits: Counter[tuple[str, int]] = Counter()
+        for worker in self.core.workers.values():
+            credits[(worker.ready.servable, worker.ready.version)] += worker.credits
+        status = self.core.status(0, now)
+        metrics.publish(
+            [*broker_metrics(status), *loop_metrics(dict(self.received), dict(self.sent), credits)]
+        )
+
     def _drain(
         self,
         sock: zmq.Socket,  # type: ignore[type-arg]
         handle: Callable[[bytes, list[zmq.Frame]], None],
+        name: str,
     ) -> None:
         for _ in range(_BATCH):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            self.received[name] += 1
             if len(frames) < 2:
                 log.warning("dropping a message with no body")
                 continue
@@ -128,6 +157,7 @@ class BrokerLoop:
             sock = self.frontend if frontend else self.backend
             try:
                 sock.send_multipart(transport.frames_of(item.message, peer=item.peer), copy=False)
+                self.sent["frontend" if frontend else "backend"] += 1
             except zmq.ZMQError as exc:
                 if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                     raise

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from msq.launcher import status
+from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.supervisor import Child, Supervisor
+from msq.metrics import DEFAULT_METRICS_HOST
 from msq.process import add_log_level, log_options, on_stop_signals, setup_logging
 from msq.proto import transport
 
@@ -55,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-grpc", action="store_true", help="do not start the gRPC gateway")
     serve.add_argument("--no-rest", action="store_true", help="do not start the REST gateway")
+    serve.add_argument(
+        "--metrics-base-port",
+        type=int,
+        metavar="PORT",
+        help="serve each process's Prometheus metrics from PORT on (default: off; the REST "
+        "gateway always serves /metrics on its own address)",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        default=DEFAULT_METRICS_HOST,
+        help="address the metrics servers bind (default %(default)s)",
+    )
+    serve.add_argument(
+        "--metrics-sd-file",
+        type=Path,
+        metavar="PATH",
+        help="write the metrics targets as a Prometheus file-SD JSON file",
+    )
     add_log_level(serve)
     status.add_parser(commands)
     return parser  # fmt: skip
@@ -75,6 +95,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
         "broker",
         ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
          *log_level],
+        {"kind": "broker"},
     )  # fmt: skip
     workers_on_host = str(len(servables) * args.workers)
     workers = [
@@ -94,6 +115,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 workers_on_host,
                 *log_level,
             ],
+            {"kind": "worker", "servable": servable},
         )
         for servable in servables
         for index in range(1, args.workers + 1)
@@ -111,6 +133,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     args.broker_frontend,
                     *log_level,
                 ],
+                {"kind": "grpc"},
             )
         )
     if not args.no_rest:
@@ -127,6 +150,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     str(args.rest_workers),
                     *log_level,
                 ],
+                {"kind": "rest"},
             )
         )
     return [broker], workers, gateways
@@ -146,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         stages = plan(args)
     except ValueError as exc:
         parser.error(str(exc))
+    targets: list[Target] = []
+    if args.metrics_base_port is not None:
+        children = [child for stage in stages for child in stage]
+        targets = expose_metrics(children, args.metrics_host, args.metrics_base_port)
+        if args.metrics_sd_file is not None:
+            write_file_sd(args.metrics_sd_file, targets)
     supervisor = Supervisor()
     on_stop_signals(supervisor.stop)
     try:
@@ -155,14 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("start-up failed: %s", exc)
         supervisor.shutdown()
         return 1
-    print(_banner(args), file=sys.stderr, flush=True)
+    print(_banner(args, targets), file=sys.stderr, flush=True)
     supervisor.watch()
     logging.info("stopping")
     supervisor.shutdown()
     return 0
 
 
-def _banner(args: argparse.Namespace) -> str:
+def _banner(args: argparse.Namespace, targets: list[Target]) -> str:
     lines = ["msq ready:"]
     if not args.no_grpc:
         lines.append(f"  gRPC (MindSpore Serving MSService + KServe V2): {args.grpc}")
@@ -173,6 +203,9 @@ def _banner(args: argparse.Namespace) -> str:
             f'"x2":[[1.0,1.0],[1.0,1.0]]}}}}\' http://{args.rest}/model/add:add_common'
         )
     lines.append(f"  broker: gateways -> {args.broker_frontend}, workers -> {args.broker_backend}")
+    for target in targets:
+        what = " ".join(target.labels.values())
+        lines.append(f"  metrics ({what}): http://{target.address}/metrics")
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)
 

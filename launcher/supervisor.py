@@ -51,6 +51,8 @@ class Child:
 
     name: str
     command: list[str]
+    #: What the process is ("kind": broker, worker, grpc, rest; a worker's "servable").
+    labels: dict[str, str] = field(default_factory=dict)
     restart: bool = True
     process: subprocess.Popen[bytes] | None = None
     ready: threading.Event = field(default_factory=threading.Event)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import zmq
 
+from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND
@@ -103,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_positive,
         help="largest batch for dynamic-batch models (overrides the servable)",
     )
+    add_metrics_options(parser)
     add_log_level(parser, default="WARNING")
     return parser.parse_args(argv)
 
@@ -141,14 +143,26 @@ def main(argv: list[str] | None = None) -> int:
         os.getpid(),
     )
     announced = False
+    address: str | None = None
 
     def announce() -> None:
         nonlocal announced
         if not announced:
             announced = True
-            announce_ready("msq-worker", f"{servable.name} v{servable.version} on {args.device}")
+            detail = f"{servable.name} v{servable.version} on {args.device}"
+            announce_ready("msq-worker", ready_detail(detail, address))
 
     loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
+    if args.metrics_port is not None:
+        from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
+
+        metrics = WorkerMetrics(
+            servable.name, servable.version, str(args.device), lambda: loop.runner.expired
+        )
+        loop.on_result = metrics.on_result
+        for runner in servable.methods.values():
+            runner.on_stage = metrics.on_stage
+        address = start_exporter(args)
     on_stop_signals(loop.stop)
     loop.run()
     return 0

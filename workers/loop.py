@@ -116,7 +116,9 @@ class WorkerLoop:
         liveness_s: float = 3.0,
         max_retry_delay_s: float = 32.0,
         on_registered: Callable[[], None] | None = None,
+        on_result: Callable[[Job, Result], None] | None = None,
     ) -> None:
+        """`on_result` is called with each job and its result, from the thread that ran it."""
         self.broker = broker
         self.ready = ready
         self.runner = JobRunner(execute)
@@ -124,6 +126,7 @@ class WorkerLoop:
         self.liveness_s = liveness_s
         self.max_retry_delay_s = max_retry_delay_s
         self.on_registered = on_registered
+        self.on_result = on_result
         self._stopping = threading.Event()
         self._context: zmq.Context[Any] = zmq.Context()
         self._jobs: queue.SimpleQueue[tuple[int, Job, Deadline] | None] = queue.SimpleQueue()
@@ -286,6 +289,8 @@ class WorkerLoop:
 
     def _run(self, job: Job, deadline: Deadline) -> Result:
         result = self.runner.run(job, deadline)
+        if self.on_result is not None:
+            self.on_result(job, result)
         if result.compute_ms > 0:
             self._instance_ms[job.method] = result.compute_ms / max(1, len(job.instances))
         return result

@@ -9,6 +9,7 @@ time to find the bad one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ class MethodRunner:
     def __init__(self, method: MethodDef, models: dict[int, LoadedModel]) -> None:
         self.method = method
         self.models = models  # by id() of the declared Model
+        #: Called with (method, stage label, seconds) after each stage, when set.
+        self.on_stage: Callable[[str, str, float], None] | None = None
 
     def run(self, instances: Sequence[Instance]) -> list[InstanceOutcome]:
         """One outcome per instance, in order."""
@@ -57,10 +60,15 @@ class MethodRunner:
                 break
             inputs = [tuple(state[p] for p in stage.inputs) for _, state in alive]
             label = f"method '{self.method.name}' stage {number} ({stage.label})"
-            started = tracing.stage_started()
+            traced_at = tracing.stage_started()
+            started = time.perf_counter()
             outcomes = self._run_stage(stage, inputs, label)
+            if self.on_stage is not None:
+                self.on_stage(
+                    self.method.name, f"{number}:{stage.label}", time.perf_counter() - started
+                )
             is_model = isinstance(stage.target, Model)
-            tracing.stage_done(started, is_model, before_model, label)
+            tracing.stage_done(traced_at, is_model, before_model, label)
             before_model = before_model and not is_model
             for (i, state), outcome in zip(alive, outcomes, strict=True):
                 if isinstance(outcome, Failure):

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from msq.gateways.grpc.metrics import MetricsInterceptor
 from msq.gateways.grpc.server import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_MESSAGE_MB,
@@ -18,6 +19,7 @@ from msq.gateways.grpc.server import (
     GatewaySettings,
     TLSConfig,
 )
+from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="require a client certificate signed by --tls-ca (mutual TLS)",
     )
+    add_metrics_options(parser)
     add_log_level(parser)
     return parser
 
@@ -90,15 +93,18 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
     )
 
 
-async def serve(settings: GatewaySettings) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(settings)
+async def serve(settings: GatewaySettings, metrics: argparse.Namespace | None = None) -> None:
+    """Run the gateway until SIGINT or SIGTERM; serve its metrics if `metrics` (the parsed
+    command line) asks for them."""
+    served = metrics is not None and metrics.metrics_port is not None
+    gateway = Gateway(settings, [MetricsInterceptor()] if served else [])
     stopping = asyncio.Event()
     on_stop_signals(stopping.set, asyncio.get_running_loop())
     await gateway.start()
     scheme = "TLS" if settings.tls is not None else "plaintext"
     log.info("serving %s on %s, broker %s", scheme, gateway.address, settings.broker)
-    announce_ready("msq-grpc-gateway", f"listening on {gateway.address}")
+    address = start_exporter(metrics) if served and metrics is not None else None
+    announce_ready("msq-grpc-gateway", ready_detail(f"listening on {gateway.address}", address))
     await stopping.wait()
     log.info("stopping")
     await gateway.stop()
@@ -115,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, args))
     except RuntimeError as exc:  # grpcio: the address cannot be bound
         print(f"msq-grpc-gateway: {exc}", file=sys.stderr)
         return 1

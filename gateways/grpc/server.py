@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,17 +118,20 @@ async def _set_all(servicer: health.aio.HealthServicer, names: Iterable[str], st
 class Gateway:
     """A started gRPC gateway; `stop()` ends it."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self, settings: GatewaySettings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    ) -> None:
         self.settings = settings
         self.link = BrokerLink(settings.broker)
         self.catalog = Catalog(self.link.status)
         limit = settings.max_message_bytes
         self.server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
-            ]
+            ],
         )
         timeout_s = settings.default_timeout_s
         v2 = InferenceService(V2Service(self.link, self.catalog), timeout_s)
