@@ -377,6 +377,7 @@ class BrokerCore:
                 item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem)
             )
         else:
+            route.stats.redispatched += 1
             route.push(item, front=True)
 
     def _retire(self, route: Route) -> None:

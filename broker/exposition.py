@@ -61,6 +61,7 @@ _ROUTE_COUNTERS = {
     "executions": "Jobs (batches) completed; instances / executions is the mean batch size",
     "instances_succeeded": "Instances answered with a result",
     "instances_failed": "Instances answered with an error",
+    "redispatched": "Instances sent again after their worker was lost",
 }
 _ROUTE_GAUGES = {
     "queued": ("msq_route_queued_instances", "Instances waiting in the queue now"),

@@ -204,6 +204,8 @@ class RouteStats:
     executions: int = 0
     instances_succeeded: int = 0
     instances_failed: int = 0
+    #: Instances sent again after their worker was lost.
+    redispatched: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     job_sizes: Counter[int] = field(default_factory=Counter)
     queue_delay_ms: Histogram = field(default_factory=lambda: Histogram(QUEUE_DELAY_BUCKETS_MS))
@@ -230,6 +232,7 @@ class RouteStats:
             "executions": self.executions,
             "instances_succeeded": self.instances_succeeded,
             "instances_failed": self.instances_failed,
+            "redispatched": self.redispatched,
             "failures": dict(self.failures),
             "job_sizes": {str(size): count for size, count in sorted(self.job_sizes.items())},
             "queue_delay_ms": self.queue_delay_ms.report(),

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from msq.gateways.grpc.metrics import MetricsInterceptor
+from msq.gateways.grpc.metrics import RequestMetrics
 from msq.gateways.grpc.server import (
     DEFAULT_LISTEN,
     DEFAULT_MAX_MESSAGE_MB,
@@ -97,7 +97,7 @@ async def serve(settings: GatewaySettings, metrics: argparse.Namespace | None = 
     """Run the gateway until SIGINT or SIGTERM; serve its metrics if `metrics` (the parsed
     command line) asks for them."""
     served = metrics is not None and metrics.metrics_port is not None
-    gateway = Gateway(settings, [MetricsInterceptor()] if served else [])
+    gateway = Gateway(settings, RequestMetrics() if served else None)
     stopping = asyncio.Event()
     on_stop_signals(stopping.set, asyncio.get_running_loop())
     await gateway.start()

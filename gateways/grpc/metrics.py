@@ -1,15 +1,16 @@
-"""The gRPC gateway's request metrics: a server interceptor counting and timing unary calls.
+"""The gRPC gateway's request metrics: msq's unary services, counted and timed.
 
 `msq_grpc_requests_total{method,code}` and `msq_grpc_request_duration_seconds{method}`, where
 `method` is the full RPC name ("/inference.GRPCInferenceService/ModelInfer") and `code` the
-gRPC status name ("OK", "INVALID_ARGUMENT", ...). Streaming calls (health `Watch`,
-reflection) are not counted.
+gRPC status name ("OK", "INVALID_ARGUMENT", ...). The services' handlers are wrapped where the
+server registers them (`RequestMetrics.wrap`), not by an interceptor: grpc.aio awaits every
+interceptor on every call, a wrapped handler costs nothing per call but its own timing. Health
+and reflection calls are not counted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,11 +19,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from msq.metrics import LATENCY_BUCKETS_S
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]]
 
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Counts every unary call by method and status code, and times it."""
+class RequestMetrics:
+    """The gateway's request counters and latency histogram."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.requests = Counter(
@@ -38,21 +37,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:  # once per method: the gateway's handlers never change
-            handler = await continuation(handler_call_details)
-            if handler is None or handler.unary_unary is None:
-                return handler
-            wrapped = self._wrapped[method] = self._timed(method, handler)
-        return wrapped
+    def wrap(self, handler: grpc.GenericRpcHandler) -> grpc.GenericRpcHandler:
+        """`handler` with each of its unary methods counted and timed."""
+        return _TimedHandler(self, handler)
 
-    def _timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """One unary method's handler, counted and timed."""
         behavior = handler.unary_unary
         latency = self.latency.labels(method)
         succeeded = self.requests.labels(method, "OK")
@@ -78,3 +69,21 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class _TimedHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """A generic handler whose unary methods are wrapped once, on their first call."""
+
+    def __init__(self, metrics: RequestMetrics, inner: grpc.GenericRpcHandler) -> None:
+        self._metrics = metrics
+        self._inner = inner
+        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if method not in self._wrapped:
+            handler = self._inner.service(handler_call_details)
+            if handler is not None and handler.unary_unary is not None:
+                handler = self._metrics.timed(method, handler)
+            self._wrapped[method] = handler
+        return self._wrapped[method]

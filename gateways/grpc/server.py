@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.link import BrokerLink
+from msq.gateways.grpc.metrics import RequestMetrics
 from msq.gateways.grpc.ms_service import SERVICE as MS_SERVICE
 from msq.gateways.grpc.ms_service import MSService
 from msq.gateways.grpc.v2 import SERVICE as V2_SERVICE
@@ -118,15 +119,12 @@ async def _set_all(servicer: health.aio.HealthServicer, names: Iterable[str], st
 class Gateway:
     """A started gRPC gateway; `stop()` ends it."""
 
-    def __init__(
-        self, settings: GatewaySettings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
-    ) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: RequestMetrics | None = None) -> None:
         self.settings = settings
         self.link = BrokerLink(settings.broker)
         self.catalog = Catalog(self.link.status)
         limit = settings.max_message_bytes
         self.server = grpc.aio.server(
-            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -135,8 +133,9 @@ class Gateway:
         )
         timeout_s = settings.default_timeout_s
         v2 = InferenceService(V2Service(self.link, self.catalog), timeout_s)
-        self.server.add_generic_rpc_handlers((MSService(self.link, timeout_s).handler(),))
-        self.server.add_generic_rpc_handlers((v2.handler(),))
+        for handler in (MSService(self.link, timeout_s).handler(), v2.handler()):
+            counted = handler if metrics is None else metrics.wrap(handler)
+            self.server.add_generic_rpc_handlers((counted,))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         services = (MS_SERVICE, V2_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)

@@ -149,6 +149,8 @@ def test_lost_worker_work_is_redispatched_to_another_worker() -> None:
     assert replies(core.on_worker_message(W1, echo_result(lost_job), 0.15)) == []
     (reply,) = replies(core.on_worker_message(W2, echo_result(job), 0.2))
     assert first_values(reply) == [1.0, 2.0]
+    (route,) = core.status(1, 0.3).stats["routes"]  # type: ignore[misc]
+    assert route["redispatched"] == 2  # both instances of the lost job
 
 
 def test_worker_loss_with_no_worker_left_fails_clearly() -> None:
