@@ -17,8 +17,8 @@ import pytest
 
 from msq.proto import grpc_predict_v2_pb2 as v2
 from msq.proto import grpc_predict_v2_pb2_grpc as v2_grpc
-from msq.proto import ms_service_pb2 as pb
 from msq.proto import ms_service_pb2_grpc as pb_grpc
+from tests.gateways.grpc_processes import add_predict_request
 from tests.gateways.grpc_processes import gateway as grpc_gateway
 from tests.gateways.rest_stack import call, rest_gateway
 from tests.processes import EXAMPLES, Proc, broker, endpoint, start_served, stop_all, worker
@@ -100,18 +100,6 @@ def assert_logged_everywhere(stack: Stack, gateway: Proc, rid: str) -> None:
         assert f"[request_id={rid}]" in gateway.log_path.read_text()
 
 
-def add_request() -> pb.PredictRequest:
-    request = pb.PredictRequest()
-    request.servable_spec.name, request.servable_spec.method_name = "add", "add_common"
-    instance = request.instances.add()
-    for name in ("x1", "x2"):
-        tensor = instance.items[name]
-        tensor.dtype = pb.MS_FLOAT32
-        tensor.shape.dims.extend([2, 2])
-        tensor.data = np.ones((2, 2), np.float32).tobytes()
-    return request
-
-
 def v2_request(request_id: str = "") -> v2.ModelInferRequest:
     request = v2.ModelInferRequest(model_name="add.add_common", id=request_id)
     for name in ("x1", "x2"):
@@ -181,11 +169,11 @@ def test_grpc_ms_service_metadata_id_is_echoed_and_logged_everywhere(stack: Stac
     with grpc.insecure_channel(stack.grpc_address) as channel:
         stub = pb_grpc.MSServiceStub(channel)
         reply, call_ = stub.Predict.with_call(
-            add_request(), metadata=[("x-request-id", "grpc-ms-1")], timeout=30
+            add_predict_request(), metadata=[("x-request-id", "grpc-ms-1")], timeout=30
         )
         assert not reply.error_msg and len(reply.instances) == 1
         assert echoed(call_) == "grpc-ms-1"
-        _, generated = stub.Predict.with_call(add_request(), timeout=30)
+        _, generated = stub.Predict.with_call(add_predict_request(), timeout=30)
     assert GENERATED.fullmatch(echoed(generated))
     assert_logged_everywhere(stack, stack.grpc, "grpc-ms-1")
     assert_logged_everywhere(stack, stack.grpc, echoed(generated))

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 
 pytest.importorskip(
     "opentelemetry.sdk.trace", reason="the tracing extra is not installed: pip install msq[tracing]"
 )
 
-from msq.proto import ms_service_pb2 as pb
 from msq.proto import ms_service_pb2_grpc as pb_grpc
+from tests.gateways.grpc_processes import add_predict_request
 from tests.gateways.grpc_processes import gateway as grpc_gateway
 from tests.gateways.rest_stack import call, rest_gateway
 from tests.processes import (
@@ -103,14 +102,7 @@ def test_rest_request_spans_cross_gateway_and_worker(traced: Traced) -> None:
 
 def test_grpc_request_spans_cross_gateway_and_worker(traced: Traced) -> None:
     trace_id, client_span = os.urandom(16).hex(), os.urandom(8).hex()
-    request = pb.PredictRequest()
-    request.servable_spec.name, request.servable_spec.method_name = "add", "add_common"
-    instance = request.instances.add()
-    for name in ("x1", "x2"):
-        tensor = instance.items[name]
-        tensor.dtype = pb.MS_FLOAT32
-        tensor.shape.dims.extend([2, 2])
-        tensor.data = np.ones((2, 2), np.float32).tobytes()
+    request = add_predict_request()
     with grpc.insecure_channel(traced.grpc_address) as channel:
         metadata = [("traceparent", f"00-{trace_id}-{client_span}-01")]
         reply = pb_grpc.MSServiceStub(channel).Predict(request, metadata=metadata, timeout=30)
