@@ -26,6 +26,7 @@ from msq.proto.batching import SETTINGS
 
 #: argparse's "not given": unset options stay out of the namespace, so the file's value holds.
 _UNSET = argparse.SUPPRESS
+_NOT_SETTINGS = ("command", "config", "print_config")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start and supervise a deployment. Settings come from --config FILE "
         "(TOML; see the README) with the flags laid over it.",
     )
-    serve.add_argument("servable_dir", nargs="?", type=Path, default=_UNSET,
+    serve.add_argument("servable_dir", nargs="?", type=Path,
                        help="directory of MindSpore Serving-style servables")  # fmt: skip
     serve.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
     serve.add_argument("--print-config", action="store_true",
@@ -101,7 +102,7 @@ def _adder(parser: argparse.ArgumentParser) -> Callable[[str, str, Any, str], No
 def settings_from(args: argparse.Namespace) -> Deployment:
     """The effective deployment settings: the `--config` file with the flags over it."""
     document = config_file.read(args.config) if args.config else {}
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "print_config")}
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS and v is not None}
     servables = given.pop("servables", None)
     keys = {"dec_key_file", "dec_mode"}
     per_servable = {key: given.pop(key) for key in keys & given.keys()}

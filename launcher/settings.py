@@ -209,6 +209,8 @@ class Deployment:
     def resolved(self) -> Deployment:
         """These settings with every servable listed and its unset values filled in."""
         servables = self.servables
+        if self.servable_dir is not None and not self.servable_dir.is_dir():
+            raise SettingsError(f"servable_dir: {self.servable_dir} is not a directory")
         if not servables:
             if self.servable_dir is None:
                 raise SettingsError("servable_dir: not set (and no [[servables]] listed)")
@@ -224,7 +226,7 @@ class Deployment:
             if directory is None:
                 raise SettingsError(f"servables: {servable.name!r} has no directory")
             if not directory.is_dir():
-                raise SettingsError(f"servable_dir: {directory} is not a directory")
+                raise SettingsError(f"servables: {servable.name!r}: {directory} is not a directory")
             filled.append(
                 dataclasses.replace(
                     servable,
