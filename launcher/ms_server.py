@@ -36,13 +36,15 @@ from msq.launcher.ms_checks import (
     check_int_tuple,
     check_str,
 )
-from msq.launcher.settings import TLS, Deployment, Grpc, Rest, Servable
+from msq.launcher.settings import TLS, Deployment, Servable
 from msq.launcher.supervisor import Child, Supervisor
 from msq.process import on_stop_signals
 
 __all__ = [
     "SSLConfig",
     "ServableStartConfig",
+    "configure",
+    "running",
     "set_max_enqueued_requests",
     "start_grpc_server",
     "start_restful_server",
@@ -195,9 +197,9 @@ def default_device_type() -> str:
 class _Server:
     """The one deployment this process runs: its settings so far, supervisor and files."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Deployment) -> None:
         self.lock = threading.RLock()
-        self.deployment = Deployment()
+        self.deployment = base
         self.supervisor: Supervisor | None = None
         self.workdir: Path | None = None
         self.thread: threading.Thread | None = None
@@ -256,7 +258,25 @@ class _Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-_SERVER = _Server()
+class _Current:
+    """The process's one deployment: the settings start calls begin from (the defaults, or
+    `msq run --config FILE`'s), and the server they started."""
+
+    def __init__(self) -> None:
+        self.base = Deployment()
+        self.server = _Server(self.base)
+
+
+_CURRENT = _Current()
+
+
+def configure(deployment: Deployment) -> None:
+    """Start from `deployment`'s settings (broker endpoints, timeouts, batching, gateway
+    workers and limits, logging) instead of the defaults; before the first start call."""
+    if _CURRENT.server.running:
+        raise RuntimeError("configure() must be called before the first start call")
+    _CURRENT.base = deployment
+    _CURRENT.server = _Server(deployment)
 
 
 def _stop_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -265,7 +285,7 @@ def _stop_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
     @functools.wraps(function)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
-            with _SERVER.lock:
+            with _CURRENT.server.lock:
                 return function(*args, **kwargs)
         except BaseException:
             stop()
@@ -279,29 +299,35 @@ def start_servables(servable_configs: Any, enable_lite: bool = False) -> None:
     """Start the workers of one or more servables; return once every worker is ready."""
     configs = as_sequence(servable_configs, (ServableStartConfig,), "ServableStartConfig")
     check_bool("enable_lite", enable_lite)
+    checked: list[ServableStartConfig] = []
     for config in configs:
         if not isinstance(config, ServableStartConfig):
             raise RuntimeError(
                 f"The item of parameter '{servable_configs}' should be ServableStartConfig, "
                 f"but actually {type(config)}"
             )
+        checked.append(config)
     if enable_lite:
         raise RuntimeError("msq does not run MindSpore Lite: use enable_lite=False")
-    _SERVER.ensure_broker()
+    _CURRENT.server.ensure_broker()
     servables = [
-        config.servable(None if config.dec_key is None else _SERVER.key_file(config.dec_key))
-        for config in configs
+        config.servable(
+            None if config.dec_key is None else _CURRENT.server.key_file(config.dec_key)
+        )
+        for config in checked
     ]
     for servable in servables:
-        log.info("starting %s", servable.name)
-    _SERVER.workers_on_host += sum(len(s.worker_devices()) for s in servables)
+        log.info("starting %s on %s", servable.name, ", ".join(servable.worker_devices()))
+    _CURRENT.server.workers_on_host += sum(len(s.worker_devices()) for s in servables)
     workers = [
         child
         for servable in servables
-        for child in plan.servable_workers(_SERVER.deployment, servable, _SERVER.workers_on_host)
+        for child in plan.servable_workers(
+            _CURRENT.server.deployment, servable, _CURRENT.server.workers_on_host
+        )
     ]
     try:
-        _SERVER.start(*workers)
+        _CURRENT.server.start(*workers)
     except RuntimeError as exc:
         raise RuntimeError(f"Fail to start workers: {exc}") from None
 
@@ -325,9 +351,11 @@ def start_grpc_server(
     check_address(address, GRPC_TAG, allow_unix=True)
     if _started("grpc"):
         raise RuntimeError("Serving Error: Serving gRPC server is already running")
-    _SERVER.ensure_broker()
-    grpc = Grpc(listen=address, max_message_mb=max_msg_mb_size, tls=tls)
-    _SERVER.start(plan.grpc(_with(grpc=grpc)))
+    _CURRENT.server.ensure_broker()
+    grpc = dataclasses.replace(
+        _CURRENT.server.deployment.grpc, listen=address, max_message_mb=max_msg_mb_size, tls=tls
+    )
+    _CURRENT.server.start(plan.grpc(_with(grpc=grpc)))
 
 
 @_stop_on_error
@@ -341,43 +369,50 @@ def start_restful_server(
     check_address(address, RESTFUL_TAG)
     if _started("rest"):
         raise RuntimeError("Serving Error: RESTful server is already running")
-    _SERVER.ensure_broker()
-    rest = Rest(listen=address, max_body_mb=max_msg_mb_size, tls=tls)
-    _SERVER.start(plan.rest(_with(rest=rest)))
+    _CURRENT.server.ensure_broker()
+    rest = dataclasses.replace(
+        _CURRENT.server.deployment.rest, listen=address, max_body_mb=max_msg_mb_size, tls=tls
+    )
+    _CURRENT.server.start(plan.rest(_with(rest=rest)))
 
 
 def _started(kind: str) -> bool:
-    supervisor = _SERVER.supervisor
+    supervisor = _CURRENT.server.supervisor
     return supervisor is not None and any(c.labels["kind"] == kind for c in supervisor.children)
 
 
 def _with(**tables: Any) -> Deployment:
-    return dataclasses.replace(_SERVER.deployment, **tables)
+    return dataclasses.replace(_CURRENT.server.deployment, **tables)
 
 
 def set_max_enqueued_requests(max_enqueued_requests: int) -> None:
     """The most instances a method's queue holds (default 10000); more are refused with
     "enqueued requests count exceeds the limit N". Call it before the first start call."""
     check_int("max_enqueued_requests", max_enqueued_requests, 1)
-    with _SERVER.lock:
-        if _SERVER.running:
+    with _CURRENT.server.lock:
+        if _CURRENT.server.running:
             raise RuntimeError(
                 "set_max_enqueued_requests must be called before start_servables, "
                 "start_grpc_server and start_restful_server (msq's broker reads it at start)"
             )
-        batching = {"*": {"max_queue_size": max_enqueued_requests}}
-        _SERVER.deployment = _with(batching=batching)
+        batching = dict(_CURRENT.server.deployment.batching)
+        batching["*"] = {**batching.get("*", {}), "max_queue_size": max_enqueued_requests}
+        _CURRENT.server.deployment = _with(batching=batching)
 
 
 def stop() -> None:
     """Stop the gateways, the workers and the broker; later start calls start afresh."""
-    global _SERVER  # the process's one deployment
-    server, _SERVER = _SERVER, _Server()
+    server, _CURRENT.server = _CURRENT.server, _Server(_CURRENT.base)
     server.stop()
+
+
+def running() -> bool:
+    """Whether a start call has started processes that have not been stopped."""
+    return _CURRENT.server.running
 
 
 def wait() -> None:
     """Block until the server stops (`stop()`, Ctrl-C or SIGTERM); at once if none runs."""
-    thread = _SERVER.thread
+    thread = _CURRENT.server.thread
     if thread is not None:
         thread.join()

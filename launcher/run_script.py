@@ -10,8 +10,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from msq.launcher import ms_server
-from msq.process import setup_logging
+from msq.launcher import config_file, ms_server
+from msq.launcher.settings import Deployment, SettingsError, from_document
+from msq.process import announce_ready, setup_logging
 from msq.workers.compat import mindspore_serving_alias
 
 
@@ -23,6 +24,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run SCRIPT as __main__ with `from mindspore_serving import server` "
         "served by msq; keep serving after it returns, until Ctrl-C or SIGTERM.",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML settings the script's calls start from (as `msq serve --config`: broker "
+        "endpoints, timeouts, batching, gateway workers, logging)",
+    )
     parser.add_argument("script", type=Path, help="the start script")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
 
@@ -33,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if not script.is_file():
         print(f"msq run: {script} is not a file", file=sys.stderr)
         return 2
-    setup_logging("msq", "INFO")
+    try:
+        base = from_document(config_file.read(args.config)) if args.config else Deployment()
+    except SettingsError as exc:
+        print(f"msq run: {exc}", file=sys.stderr)
+        return 2
+    setup_logging("msq", base.log.level, base.log.format)
+    ms_server.configure(base)
     sys.argv = [str(script), *args.args]
     sys.path.insert(0, str(script.resolve().parent))
     try:
@@ -47,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
         traceback.print_exc()
         ms_server.stop()
         return 1
+    if ms_server.running():
+        announce_ready("msq-run", f"{script} returned; serving until Ctrl-C or SIGTERM")
     ms_server.wait()
     return 0

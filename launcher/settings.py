@@ -252,7 +252,8 @@ def _check_devices(text: str) -> None:
 
 def from_document(document: Mapping[str, object]) -> Deployment:
     """A `Deployment` from a TOML-shaped mapping; `SettingsError` naming the first bad key."""
-    return _build(Deployment, document, "")
+    deployment: Deployment = _build(Deployment, document, "")
+    return deployment
 
 
 def _build(cls: type[Any], table: Mapping[str, object], where: str) -> Any:
