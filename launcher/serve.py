@@ -21,7 +21,13 @@ from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.plan import Stages, plan
 from msq.launcher.settings import Deployment, SettingsError, from_document
 from msq.launcher.supervisor import Supervisor
-from msq.process import LOG_FORMATS, LOG_LEVELS, on_stop_signals, setup_logging
+from msq.process import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    announce_ready,
+    on_stop_signals,
+    setup_logging,
+)
 from msq.proto.batching import SETTINGS
 
 #: argparse's "not given": unset options stay out of the namespace, so the file's value holds.
@@ -162,6 +168,8 @@ def _serve(deployment: Deployment, stages: Stages) -> int:
         logging.error("start-up failed: %s", exc)
         supervisor.shutdown()
         return 1
+    count = sum(len(stage) for stage in stages)
+    announce_ready("msq-serve", f"{count} processes started")
     print(banner(deployment, targets), file=sys.stderr, flush=True)
     supervisor.watch()
     logging.info("stopping")
