@@ -9,7 +9,8 @@ import pytest
 
 from msq.launcher import ms_server as server
 from msq.launcher.ms_checks import GRPC_TAG, RESTFUL_TAG, check_address
-from msq.launcher.settings import TLS, Servable
+from msq.launcher.settings import TLS, Deployment, Servable
+from msq.launcher.supervisor import Supervisor
 from msq.workers import register
 from msq.workers.compat import mindspore_serving_alias
 from tests.processes import EXAMPLES
@@ -166,3 +167,16 @@ def test_the_alias_gives_the_start_api_and_keeps_register() -> None:
         assert master.context.set_max_enqueued_requests is server.set_max_enqueued_requests
     with pytest.raises(ImportError):
         import mindspore_serving  # type: ignore[import-not-found]  # noqa: F401
+
+
+def test_an_api_key_goes_to_a_private_file_removed_at_stop(tmp_path: Path) -> None:
+    running = server._Server(Deployment())
+    running.workdir = tmp_path / "private"
+    running.workdir.mkdir(mode=0o700)
+    running.supervisor = Supervisor()  # nothing started: stop() only cleans up
+    path = running.key_file(b"0123456789abcdef")
+    assert path.parent == running.workdir
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_bytes() == b"0123456789abcdef"
+    running.stop()
+    assert not running.workdir.exists()
