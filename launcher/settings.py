@@ -25,7 +25,6 @@ from msq.process import LOG_FORMATS, LOG_LEVELS
 from msq.proto import transport
 from msq.proto.batching import BatchingError, read_settings
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
-from msq.workers.device import DeviceKind
 
 _BROKER = BrokerSettings()
 DEC_MODES = ("AES-GCM", "AES-CBC")
@@ -67,8 +66,7 @@ def parse_devices(text: str) -> tuple[str, ...]:
 
 def worker_device(device: str) -> str:
     """The `msq-worker --device` of one `parse_devices` entry (CPU "devices" share the CPU)."""
-    kind: DeviceKind = typing.cast(DeviceKind, device.partition(":")[0])
-    return "cpu" if kind == "cpu" else device
+    return "cpu" if device.startswith("cpu") else device
 
 
 @dataclass(frozen=True, slots=True)
