@@ -36,7 +36,7 @@ from msq.launcher.ms_checks import (
     check_int_tuple,
     check_str,
 )
-from msq.launcher.settings import TLS, Deployment, Servable
+from msq.launcher.settings import DEC_MODES, TLS, Deployment, Servable
 from msq.launcher.supervisor import Child, Supervisor
 from msq.process import on_stop_signals
 
@@ -129,7 +129,7 @@ class ServableStartConfig:
                     f"Parameter 'dec_key' length {len(dec_key)} expected to be 16, 24 or 32"
                 )
         check_str("dec_mode", dec_mode)
-        if dec_mode not in ("AES-GCM", "AES-CBC"):
+        if dec_mode not in DEC_MODES:
             raise RuntimeError("Parameter 'dec_mode' expected to be 'AES-GCM' or 'AES-CBC'")
         ids = check_int_tuple("device_ids", [] if device_ids is None else device_ids, 0)
         if device_type is not None:
