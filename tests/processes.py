@@ -142,18 +142,26 @@ def worker(backend: str, servable: str, servable_dir: Path = EXAMPLES, *extra: s
     )  # fmt: skip
 
 
-def served(frontend: str) -> dict[str, int]:
-    """Servable name -> number of workers, as the broker reports it now."""
+def broker_status(frontend: str) -> Status | None:
+    """The broker's Status now (None when it does not answer within 2 s)."""
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = transport.dealer(context, frontend)
     try:
         sock.send_multipart(transport.frames_of(StatusQuery(1)))
         if not sock.poll(2000):
-            return {}
+            return None
         status = transport.message_of(sock.recv_multipart(copy=False))
     finally:
         sock.close(linger=0)
     assert isinstance(status, Status)
+    return status
+
+
+def served(frontend: str) -> dict[str, int]:
+    """Servable name -> number of workers, as the broker reports it now."""
+    status = broker_status(frontend)
+    if status is None:
+        return {}
     counts: dict[str, int] = {}
     for info in status.servables:
         counts[info.servable] = counts.get(info.servable, 0) + info.workers

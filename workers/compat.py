@@ -1,9 +1,13 @@
-"""Run MindSpore Serving configs unchanged: `mindspore_serving.server.register` -> msq's.
+"""Run MindSpore Serving configs and start scripts unchanged: `mindspore_serving.server` -> msq's.
 
 While `mindspore_serving_alias()` is active, `import mindspore_serving`,
 `from mindspore_serving.server import register` and `import
-mindspore_serving.server.register` give msq's `register` module. Nothing is installed under
-the name `mindspore_serving`; the previous `sys.modules` entries are restored afterwards.
+mindspore_serving.server.register` give msq's `register` module, and `mindspore_serving.server`
+has MindSpore Serving's start API (`start_servables`, `ServableStartConfig`,
+`start_grpc_server`, `start_restful_server`, `SSLConfig`, `stop`,
+`master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`. Nothing is
+installed under the name `mindspore_serving`; the previous `sys.modules` entries are restored
+afterwards.
 """
 
 from __future__ import annotations
@@ -16,22 +20,33 @@ from contextlib import contextmanager
 from msq.workers import register
 
 
-def _package(name: str, **attributes: types.ModuleType) -> types.ModuleType:
-    package = types.ModuleType(name, f"msq's stand-in for {name} while a servable loads")
+def _package(name: str, **attributes: object) -> types.ModuleType:
+    package = types.ModuleType(name, f"msq's stand-in for {name}")
     package.__path__ = []  # a package without submodules beyond those aliased here
-    for attribute, module in attributes.items():
-        setattr(package, attribute, module)
+    for attribute, value in attributes.items():
+        setattr(package, attribute, value)
     return package
 
 
 @contextmanager
 def mindspore_serving_alias() -> Iterator[None]:
-    """Alias `mindspore_serving[.server[.register]]` to msq's modules while the block runs."""
-    server = _package("mindspore_serving.server", register=register)
+    """Alias `mindspore_serving[.server[.register|.master[.context]]]` to msq's modules while
+    the block runs."""
+    from msq.launcher import ms_server  # noqa: PLC0415 - workers need only `register`
+
+    context = _package(
+        "mindspore_serving.server.master.context",
+        set_max_enqueued_requests=ms_server.set_max_enqueued_requests,
+    )
+    master = _package("mindspore_serving.server.master", context=context)
+    api = {name: getattr(ms_server, name) for name in ms_server.MINDSPORE_SERVING_API}
+    server = _package("mindspore_serving.server", register=register, master=master, **api)
     aliases = {
         "mindspore_serving": _package("mindspore_serving", server=server),
         "mindspore_serving.server": server,
         "mindspore_serving.server.register": register,
+        "mindspore_serving.server.master": master,
+        "mindspore_serving.server.master.context": context,
     }
     previous = {name: sys.modules.get(name) for name in aliases}
     sys.modules.update(aliases)

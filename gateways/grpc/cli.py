@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Inference Protocol (KServe V2) GRPCInferenceService, with health and reflection.",
     )
     parser.add_argument(
-        "--listen", default=DEFAULT_LISTEN, help="HOST:PORT to serve on (default %(default)s)"
+        "--listen",
+        default=DEFAULT_LISTEN,
+        help="HOST:PORT or unix:PATH to serve on (default %(default)s)",
     )
     parser.add_argument(
         "--broker",

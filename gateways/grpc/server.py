@@ -148,7 +148,10 @@ class Gateway:
 
     @property
     def address(self) -> str:
-        """HOST:PORT the gateway listens on (the real port when 0 was asked for)."""
+        """HOST:PORT the gateway listens on (the real port when 0 was asked for), or the
+        unix:PATH it was given."""
+        if self.settings.listen.startswith("unix:"):
+            return self.settings.listen
         host = self.settings.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
 

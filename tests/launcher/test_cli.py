@@ -6,33 +6,55 @@ from pathlib import Path
 
 import pytest
 
-from msq.launcher.cli import build_parser, plan
+from msq.launcher.cli import build_parser
+from msq.launcher.plan import Stages, plan
+from msq.launcher.serve import settings_from
+from msq.launcher.settings import SettingsError
 from tests.processes import EXAMPLES
 
 
-def commands(*argv: str) -> list[list[str]]:
-    broker, workers, gateways = plan(build_parser().parse_args(["serve", str(EXAMPLES), *argv]))
-    return [child.command for child in (*broker, *workers, *gateways)]
+def stages(workdir: Path, *argv: str) -> Stages:
+    return plan(settings_from(build_parser().parse_args(["serve", str(EXAMPLES), *argv])), workdir)
 
 
-def test_workers_share_the_cores_of_the_host() -> None:
-    planned = commands("--workers", "2", "--log-level", "debug")
+def commands(workdir: Path, *argv: str) -> list[list[str]]:
+    return [child.command for stage in stages(workdir, *argv) for child in stage]
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_workers_share_the_cores_of_the_host(tmp_path: Path) -> None:
+    planned = commands(tmp_path, "--workers", "2", "--log-level", "debug")
     workers = [command for command in planned if command[0] == "msq-worker"]
     assert len(workers) == 4  # add and digits, two each
     for command in workers:
-        assert command[command.index("--workers-on-host") + 1] == "4"
-        assert command[command.index("--log-level") + 1] == "DEBUG"
+        assert option(command, "--workers-on-host") == "4"
+        assert option(command, "--log-level") == "DEBUG"
         assert "--threads" not in command
 
 
-def test_gateways_can_be_left_out() -> None:
-    planned = commands("--servable", "add", "--no-rest")
+def test_each_device_gets_its_workers(tmp_path: Path) -> None:
+    _, workers, _ = stages(tmp_path, "--servable", "add", "--device", "cpu:0,1", "--workers", "2")
+    assert [worker.name for worker in workers] == [
+        "worker add cpu:0 #1", "worker add cpu:0 #2", "worker add cpu:1 #3", "worker add cpu:1 #4",
+    ]  # fmt: skip
+    assert {option(worker.command, "--device") for worker in workers} == {"cpu"}
+    _, workers, _ = stages(tmp_path, "--servable", "add:2", "--device", "ascend:0-2")
+    assert [option(w.command, "--device") for w in workers] == ["ascend:0", "ascend:1", "ascend:2"]
+    assert {option(w.command, "--servable") for w in workers} == {"add:2"}
+
+
+def test_gateways_can_be_left_out(tmp_path: Path) -> None:
+    planned = commands(tmp_path, "--servable", "add", "--no-rest")
     assert [command[0] for command in planned] == ["msq-broker", "msq-worker", "msq-grpc-gateway"]
 
 
 def test_a_directory_without_servables_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no servable"):
-        plan(build_parser().parse_args(["serve", str(tmp_path)]))
+    args = build_parser().parse_args(["serve", str(tmp_path)])
+    with pytest.raises(SettingsError, match=f"^servable_dir: no servable .* in {tmp_path}$"):
+        settings_from(args)
 
 
 def test_an_unknown_log_level_is_refused() -> None:
@@ -40,11 +62,58 @@ def test_an_unknown_log_level_is_refused() -> None:
         build_parser().parse_args(["serve", str(EXAMPLES), "--log-level", "loud"])
 
 
-def test_log_level_format_and_tracing_go_to_every_process() -> None:
-    planned = commands("--log-level", "debug", "--log-format", "json", "--tracing")
+def test_log_level_format_and_tracing_go_to_every_process(tmp_path: Path) -> None:
+    planned = commands(tmp_path, "--log-level", "debug", "--log-format", "json", "--tracing")
     assert [command[0] for command in planned] == [
         "msq-broker", "msq-worker", "msq-worker", "msq-grpc-gateway", "msq-rest-gateway",
     ]  # fmt: skip
     for command in planned:
         assert command[-5:] == ["--log-level", "DEBUG", "--log-format", "json", "--tracing"]
-    assert all("--tracing" not in command for command in commands())
+    assert all("--tracing" not in command for command in commands(tmp_path))
+
+
+def test_tls_timeouts_and_limits_reach_the_gateways_and_the_broker(tmp_path: Path) -> None:
+    broker, _, (grpc, rest) = stages(
+        tmp_path,
+        "--servable", "add",
+        "--grpc-tls-cert", "g.crt", "--grpc-tls-key", "g.key",
+        "--grpc-tls-ca", "ca.crt", "--grpc-verify-client",
+        "--rest-tls-cert", "r.crt", "--rest-tls-key", "r.key",
+        "--default-timeout", "7.5", "--job-timeout", "30",
+        "--grpc-max-msg-mb", "200", "--rest-max-body-mb", "20", "--rest-workers", "3",
+    )  # fmt: skip
+    assert grpc.command[:15] == [
+        "msq-grpc-gateway", "--listen", "127.0.0.1:5500", "--broker", "tcp://127.0.0.1:5600",
+        "--max-msg-mb", "200", "--default-timeout", "7.5",
+        "--tls-cert", "g.crt", "--tls-key", "g.key", "--tls-ca", "ca.crt",
+    ]  # fmt: skip
+    assert grpc.command[15] == "--verify-client"
+    assert rest.command[:15] == [
+        "msq-rest-gateway", "--listen", "127.0.0.1:1500", "--broker", "tcp://127.0.0.1:5600",
+        "--workers", "3", "--max-body-mb", "20", "--timeout", "7.5",
+        "--certfile", "r.crt", "--keyfile", "r.key",
+    ]  # fmt: skip
+    assert "--verify-client" not in rest.command
+    assert option(broker[0].command, "--default-timeout") == "7.5"
+    assert option(broker[0].command, "--job-timeout") == "30.0"
+    assert "--config" not in broker[0].command  # no batching settings: nothing to write
+
+
+def test_batching_settings_go_to_the_broker_as_a_file(tmp_path: Path) -> None:
+    config = tmp_path / "msq.toml"
+    config.write_text('[batching.add]\npreferred_size = 4\n[batching."*"]\nmax_queue_size = 9\n')
+    (broker,), _, _ = stages(tmp_path, "--config", str(config), "--max-queue-delay-ms", "5")
+    path = Path(option(broker.command, "--config"))
+    assert path.parent == tmp_path
+    assert path.read_text() == (
+        '[batching.add]\npreferred_size = 4\n\n[batching."*"]\nmax_queue_size = 9\n'
+        "max_queue_delay_ms = 5.0\n"
+    )
+
+
+def test_the_decryption_key_file_reaches_every_worker_and_the_key_never(tmp_path: Path) -> None:
+    _, workers, _ = stages(tmp_path, "--dec-key-file", "/keys/k", "--dec-mode", "AES-CBC")
+    assert len(workers) == 2
+    for worker in workers:
+        assert option(worker.command, "--dec-key-file") == "/keys/k"
+        assert option(worker.command, "--dec-mode") == "AES-CBC"

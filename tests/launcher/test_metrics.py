@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from msq.launcher.cli import build_parser, plan
+from msq.launcher.cli import build_parser
 from msq.launcher.metrics import expose_metrics, file_sd, write_file_sd
+from msq.launcher.plan import plan
+from msq.launcher.serve import settings_from
 from tests.processes import EXAMPLES
 
 
@@ -16,7 +18,7 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
     args = build_parser().parse_args(
         ["serve", str(EXAMPLES), "--servable", "add", "--workers", "2", "--rest", "0.0.0.0:1600"]
     )
-    children = [child for stage in plan(args) for child in stage]
+    children = [child for stage in plan(settings_from(args), tmp_path) for child in stage]
     targets = expose_metrics(children, "127.0.0.1", 9100)
     assert [child.command[-4:] for child in children[:4]] == [
         ["--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
@@ -33,10 +35,11 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
     path = tmp_path / "msq.json"
     write_file_sd(path, targets)
     assert json.loads(path.read_text()) == file_sd(targets)
-    assert [p.name for p in tmp_path.iterdir()] == ["msq.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["msq.json"]
 
 
-def test_without_a_base_port_no_process_serves_metrics() -> None:
-    args = build_parser().parse_args(["serve", str(EXAMPLES), "--servable", "add"])
-    assert args.metrics_base_port is None
-    assert all("--metrics-port" not in child.command for stage in plan(args) for child in stage)
+def test_without_a_base_port_no_process_serves_metrics(tmp_path: Path) -> None:
+    deployment = settings_from(build_parser().parse_args(["serve", str(EXAMPLES)]))
+    assert deployment.metrics.base_port is None
+    stages = plan(deployment, tmp_path)
+    assert all("--metrics-port" not in child.command for stage in stages for child in stage)

@@ -1,0 +1,130 @@
+"""The processes a deployment consists of: `Deployment` → broker, workers and gateways
+(`Child` commands for the supervisor; nothing is started here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from msq.launcher.config_file import to_toml
+from msq.launcher.settings import TLS, Deployment, Logging, Servable, worker_device
+from msq.launcher.supervisor import Child
+
+#: The stages started in order: the broker, the workers, the gateways.
+Stages = tuple[list[Child], list[Child], list[Child]]
+
+
+def plan(deployment: Deployment, workdir: Path) -> Stages:
+    """Every process of `deployment`; files the broker reads are written to `workdir`."""
+    resolved = deployment.resolved()
+    return [broker(resolved, workdir)], workers(resolved), gateways(resolved)
+
+
+def log_options(log: Logging) -> list[str]:
+    """The logging options every child gets."""
+    tracing = ["--tracing"] if log.tracing else []
+    return ["--log-level", log.level, "--log-format", log.format, *tracing]
+
+
+def broker(deployment: Deployment, workdir: Path) -> Child:
+    """The broker; its batching settings go in `workdir/broker-batching.toml`."""
+    settings = deployment.broker
+    command = [
+        "msq-broker",
+        "--frontend", settings.frontend,
+        "--backend", settings.backend,
+        "--max-message-mb", str(settings.max_message_mb),
+        "--heartbeat-interval", str(settings.heartbeat_interval_s),
+        "--max-redispatch", str(settings.max_redispatch),
+        "--default-timeout", str(deployment.timeouts.request_s),
+        "--job-timeout", str(deployment.timeouts.job_s),
+    ]  # fmt: skip
+    if deployment.batching:
+        path = workdir / "broker-batching.toml"
+        path.write_text(to_toml({"batching": deployment.batching}))
+        command += ["--config", str(path)]
+    return Child("broker", [*command, *log_options(deployment.log)], {"kind": "broker"})
+
+
+def workers(deployment: Deployment) -> list[Child]:
+    """The workers of every servable of a resolved deployment, in order."""
+    on_host = sum(len(servable.worker_devices()) for servable in deployment.servables)
+    return [
+        child
+        for servable in deployment.servables
+        for child in servable_workers(deployment, servable, on_host)
+    ]
+
+
+def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -> list[Child]:
+    """One servable's workers (`servable` resolved); `on_host` workers share the cores."""
+    name = f"{servable.name}:{servable.version}" if servable.version else servable.name
+    decryption = []
+    if servable.dec_key_file is not None:
+        decryption = ["--dec-key-file", str(servable.dec_key_file), "--dec-mode", servable.dec_mode]
+    children = []
+    for index, device in enumerate(servable.worker_devices(), start=1):
+        command = [
+            "msq-worker",
+            "--device", worker_device(device),
+            "--servable-dir", str(servable.directory),
+            "--servable", name,
+            "--broker", deployment.broker.backend,
+            "--workers-on-host", str(on_host),
+            *decryption,
+            *log_options(deployment.log),
+        ]  # fmt: skip
+        labels = {"kind": "worker", "servable": servable.name}
+        children.append(Child(f"worker {servable.name} {device} #{index}", command, labels))
+    return children
+
+
+def gateways(deployment: Deployment) -> list[Child]:
+    """The enabled gateways."""
+    children = []
+    if deployment.grpc.enabled:
+        children.append(grpc(deployment))
+    if deployment.rest.enabled:
+        children.append(rest(deployment))
+    return children
+
+
+def grpc(deployment: Deployment) -> Child:
+    """The gRPC gateway."""
+    settings = deployment.grpc
+    command = [
+        "msq-grpc-gateway",
+        "--listen", settings.listen,
+        "--broker", deployment.broker.frontend,
+        "--max-msg-mb", str(settings.max_message_mb),
+        "--default-timeout", str(deployment.timeouts.request_s),
+        *_tls(settings.tls, "--tls-cert", "--tls-key", "--tls-ca"),
+        *log_options(deployment.log),
+    ]  # fmt: skip
+    return Child("grpc", command, {"kind": "grpc"})
+
+
+def rest(deployment: Deployment) -> Child:
+    """The REST gateway."""
+    settings = deployment.rest
+    command = [
+        "msq-rest-gateway",
+        "--listen", settings.listen,
+        "--broker", deployment.broker.frontend,
+        "--workers", str(settings.workers),
+        "--max-body-mb", str(settings.max_body_mb),
+        "--timeout", str(deployment.timeouts.request_s),
+        *_tls(settings.tls, "--certfile", "--keyfile", "--ca-certs"),
+        *log_options(deployment.log),
+    ]  # fmt: skip
+    return Child("rest", command, {"kind": "rest"})
+
+
+def _tls(tls: TLS | None, cert: str, key: str, ca: str) -> list[str]:
+    if tls is None:
+        return []
+    options = [cert, str(tls.cert), key, str(tls.key)]
+    if tls.ca is not None:
+        options += [ca, str(tls.ca)]
+    if tls.verify_client:
+        options.append("--verify-client")
+    return options
