@@ -63,11 +63,11 @@ def method_signature(
         graph = models[id(stage.target)].subgraphs[0]
         if graph.batched and model_sizes is None:
             model_sizes = graph.sizes
-        for placeholder, spec in zip(stage.inputs, graph.inputs, strict=True):
+        for placeholder, taken in zip(stage.inputs, graph.inputs, strict=True):
             if placeholder.stage == 0 and placeholder.index not in found:
                 name = method.input_names[placeholder.index]
                 source = f"stage {number} ({stage.label}) takes"
-                found[placeholder.index] = (TensorSpec(name, spec.dtype, spec.shape), source)
+                found[placeholder.index] = (TensorSpec(name, taken.dtype, taken.shape), source)
     inputs = tuple(
         unify(
             f"method '{method.name}' input '{name}'",
