@@ -26,7 +26,7 @@ def examples_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def grpc_stack() -> Iterator[GrpcStack]:
-    """Broker, workers (`add`, `echo`, `slow`) and a plaintext gRPC gateway."""
+    """Broker, workers (`add`, `digits`, `echo`, `slow`) and a plaintext gRPC gateway."""
     stack = start_grpc_stack()
     yield stack
     stack.stop()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from msq.proto.messages import TensorSpec
 from msq.workers.batching import BatchingConfig
 from msq.workers.values import Value, canonical
 
@@ -124,13 +125,16 @@ class StageDef:
 
 @dataclass(slots=True)
 class MethodDef:
-    """A registered method: its input and output names and its pipeline of stages."""
+    """A registered method: its input and output names, its pipeline of stages, and the types
+    its config declared for some inputs and outputs (by name)."""
 
     name: str
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     stages: list[StageDef] = field(default_factory=list)
     returns: tuple[Placeholder, ...] = ()
+    input_types: dict[str, TensorSpec] = field(default_factory=dict)
+    output_types: dict[str, TensorSpec] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from msq import tracing
-from msq.proto.codec import CodecError, from_wire, to_wire
+from msq.proto.codec import CodecError, WireTensor, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Instance, InstanceOutcome
-from msq.proto.validation import missing_input
+from msq.proto.messages import Instance, InstanceOutcome, TensorSpec
+from msq.proto.validation import missing_input, shape_matches
 from msq.workers.definition import MethodDef, Model, Placeholder, StageDef
 from msq.workers.model import LoadedModel
+from msq.workers.signature import describe
 from msq.workers.values import InstanceError, Value, canonical, stage_view
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,13 @@ def _outputs(result: object, count: int, label: str) -> Outputs:
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else "one value"
         raise InstanceError(ErrorKind.MODEL_ERROR, f"{label} returned {got}, expected {count}")
     return tuple(canonical(value, label) for value in result)
+
+
+def _fits(tensor: WireTensor, declared: TensorSpec) -> bool:
+    """Whether an output has its declared type (-1 and None match anything)."""
+    return declared.dtype in (None, tensor.dtype) and (
+        declared.shape is None or shape_matches(tensor.shape, declared.shape)
+    )
 
 
 class MethodRunner:
@@ -95,9 +103,17 @@ class MethodRunner:
         outcome: Instance = {}
         for name, placeholder in zip(self.method.output_names, self.method.returns, strict=True):
             try:
-                outcome[name] = to_wire(state[placeholder])
+                tensor = outcome[name] = to_wire(state[placeholder])
             except CodecError as exc:
                 message = f"method '{self.method.name}' output {name}: {exc}"
+                return Failure(ErrorKind.MODEL_ERROR, message)
+            declared = self.method.output_types.get(name)
+            if declared is not None and not _fits(tensor, declared):
+                given = describe(TensorSpec(name, tensor.dtype, tensor.shape))
+                message = (
+                    f"method '{self.method.name}' output {name} is {given}, not the declared "
+                    f"{describe(declared)}"
+                )
                 return Failure(ErrorKind.MODEL_ERROR, message)
         return outcome
 

@@ -13,20 +13,20 @@ Works unchanged with configs written for MindSpore Serving: while a worker loads
   Python function to the pipeline.
 - Legacy API: `declare_servable`, `call_preprocess`, `call_servable`, `call_postprocess` and
   the `_pipeline` variants.
-- msq extension: `batching(...)` sets how the broker forms jobs for the servable's methods.
+- msq extensions: `batching(...)` sets how the broker forms jobs for the servable's methods;
+  `register_method(..., input_types=..., output_types=...)` declares a method's tensor types.
 """
 
 from __future__ import annotations
 
-import ast
 import inspect
 import logging
-import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from msq.proto.batching import BatchingError
 from msq.workers.batching import read_config
+from msq.workers.config_values import indices, legacy_output_counts, names, tensor_types
 from msq.workers.definition import (
     MethodDef,
     Model,
@@ -90,7 +90,7 @@ def declare_model(  # noqa: PLR0917 - MindSpore Serving's signature
     instance is one run). `without_batch_dim_inputs`: indices of inputs without a batch dim,
     shared by the instances of a batch.
     """
-    files = _names("model_file", model_file)
+    files = names("model_file", model_file)
     if not isinstance(model_format, str) or model_format.lower() not in SUPPORTED_MODEL_FORMATS:
         raise ServableConfigError(
             f"model format {model_format!r} of {';'.join(files)} is not supported: msq runs "
@@ -98,7 +98,7 @@ def declare_model(  # noqa: PLR0917 - MindSpore Serving's signature
         )
     if not isinstance(with_batch_dim, bool):
         raise ServableConfigError(f"with_batch_dim must be a bool, not {with_batch_dim!r}")
-    shared = _indices(without_batch_dim_inputs)
+    shared = indices(without_batch_dim_inputs)
     if options is not None and not isinstance(options, (AclOptions, GpuOptions)):
         raise ServableConfigError(
             f"Parameter 'options' should be None, GpuOptions or AclOptions, not {type(options)}"
@@ -139,30 +139,6 @@ def declare_servable(
     )
 
 
-def _names(what: str, value: object) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else value
-    if (
-        not isinstance(names, (list, tuple))
-        or not names
-        or not all(isinstance(name, str) and name for name in names)
-    ):
-        raise ServableConfigError(f"{what} must be a non-empty str or list of str, not {value!r}")
-    if len(set(names)) != len(names):
-        raise ServableConfigError(f"{what} must not repeat a name: {list(names)}")
-    return tuple(names)
-
-
-def _indices(value: int | Sequence[int] | None) -> tuple[int, ...]:
-    indices = () if value is None else (value,) if isinstance(value, int) else value
-    if not isinstance(indices, (list, tuple)) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices
-    ):
-        raise ServableConfigError(
-            f"without_batch_dim_inputs must be an int >= 0 or a list of them, not {value!r}"
-        )
-    return tuple(sorted(set(indices)))
-
-
 # ---------------------------------------------------------------------------------- methods
 
 
@@ -198,13 +174,24 @@ def _recorder(api: str) -> _Recorder:
     return _recording
 
 
-def register_method(output_names: str | Sequence[str]) -> Callable[[FunctionT], FunctionT]:
+def register_method(
+    output_names: str | Sequence[str],
+    *,
+    input_types: Mapping[str, object] | None = None,
+    output_types: Mapping[str, object] | None = None,
+) -> Callable[[FunctionT], FunctionT]:
     """Register the decorated function as a method whose outputs are `output_names`.
 
     The function runs once, now, with placeholders for its inputs; it must call `add_stage`
     (or the legacy `call_*` functions) and return one placeholder per output name.
+
+    msq extension: `input_types` / `output_types` declare inputs' and outputs' per-instance
+    types, `{name: (dtype, shape)}` (e.g. `{"pixels": ("float32", [8, 8])}`; -1 in a shape is
+    any size, `[]` a scalar, None any shape). Requests are validated against declared input
+    types; V2 metadata reports them. A model stage types the inputs it takes straight from the
+    method and the outputs it gives straight back; declare the others.
     """
-    outputs = _names("output_names", output_names)
+    outputs = names("output_names", output_names)
 
     def register(func: FunctionT) -> FunctionT:
         global _recording  # noqa: PLW0603 - add_stage reaches the recording method through it
@@ -219,8 +206,16 @@ def register_method(output_names: str | Sequence[str]) -> Callable[[FunctionT], 
                     f"method '{name}': input '{parameter.name}' must be a plain parameter "
                     "(no *args, **kwargs or keyword-only inputs)"
                 )
-        method = MethodDef(name, tuple(p.name for p in parameters), outputs)
-        recorder = _Recorder(method, _legacy_output_counts(func))
+        inputs = tuple(p.name for p in parameters)
+        where = f"method '{name}'"
+        method = MethodDef(
+            name,
+            inputs,
+            outputs,
+            input_types=tensor_types(where, "input_types", input_types, inputs),
+            output_types=tensor_types(where, "output_types", output_types, outputs),
+        )
+        recorder = _Recorder(method, legacy_output_counts(func))
         _recording = recorder
         try:
             returned = func(*recorder.placeholders(0, len(method.input_names)))
@@ -314,23 +309,6 @@ def _check_function(
 
 
 # ---------------------------------------------------------------------------------- legacy
-
-
-def _legacy_output_counts(func: Callable[..., Any]) -> dict[str, int]:
-    """How many values each legacy `call_*` in the method's source is assigned to."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    counts: dict[str, int] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            called = node.value.func
-            name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
-            target = node.targets[0]
-            if name.startswith("call_"):
-                counts[name] = len(target.elts) if isinstance(target, (ast.Tuple, ast.List)) else 1
-    return counts
 
 
 def _legacy_stage(

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result, TensorSpec
-from msq.workers.batching import BatchSettings, resolve
+from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result
+from msq.workers.batching import resolve
 from msq.workers.compat import mindspore_serving_alias
 from msq.workers.definition import (
     MethodDef,
@@ -30,6 +30,7 @@ from msq.workers.definition import (
 )
 from msq.workers.model import LoadedModel
 from msq.workers.pipeline import MethodRunner
+from msq.workers.signature import method_signature
 
 CONFIG_FILE = "servable_config.py"
 
@@ -155,40 +156,3 @@ def _check_model_stages(method: MethodDef, models: dict[int, LoadedModel]) -> No
                 f"{where} has {len(graph.outputs)} outputs, add_stage declares "
                 f"outputs_count={stage.outputs_count}"
             )
-
-
-def method_signature(
-    method: MethodDef, models: dict[int, LoadedModel], settings: BatchSettings
-) -> MethodSignature:
-    """The method's signature for the broker: inputs fed straight to a model get its dtype
-    and per-instance shape, outputs straight from a warmed-up model theirs; job sizes follow
-    the first batched model."""
-    inputs: dict[int, TensorSpec] = {}
-    model_sizes: tuple[int, ...] | None = None
-    for stage in method.stages:
-        if not isinstance(stage.target, Model):
-            continue
-        graph = models[id(stage.target)].subgraphs[0]
-        if graph.batched and model_sizes is None:
-            model_sizes = graph.sizes
-        for placeholder, spec in zip(stage.inputs, graph.inputs, strict=True):
-            if placeholder.stage == 0 and placeholder.index not in inputs:
-                name = method.input_names[placeholder.index]
-                inputs[placeholder.index] = TensorSpec(name, spec.dtype, spec.shape)
-    outputs = []
-    for name, placeholder in zip(method.output_names, method.returns, strict=True):
-        dtype, shape = None, None
-        if placeholder.stage == 0 and placeholder.index in inputs:
-            dtype, shape = inputs[placeholder.index].dtype, inputs[placeholder.index].shape
-        elif placeholder.stage > 0:
-            target = method.stages[placeholder.stage - 1].target
-            known = models[id(target)].subgraphs[0].outputs if isinstance(target, Model) else None
-            if known is not None:
-                dtype, shape = known[placeholder.index]
-        outputs.append(TensorSpec(name, dtype, shape))
-    return MethodSignature(
-        method.name,
-        tuple(inputs.get(i, TensorSpec(name)) for i, name in enumerate(method.input_names)),
-        tuple(outputs),
-        settings.policy(model_sizes),
-    )

@@ -1,16 +1,18 @@
-"""The gRPC gateway's request metrics: msq's unary services, counted and timed.
+"""The gRPC gateway's request metrics: msq's services, counted and timed.
 
 `msq_grpc_requests_total{method,code}` and `msq_grpc_request_duration_seconds{method}`, where
 `method` is the full RPC name ("/inference.GRPCInferenceService/ModelInfer") and `code` the
 gRPC status name ("OK", "INVALID_ARGUMENT", ...). The services' handlers are wrapped where the
 server registers them (`RequestMetrics.wrap`), not by an interceptor: grpc.aio awaits every
-interceptor on every call, a wrapped handler costs nothing per call but its own timing. Health
-and reflection calls are not counted.
+interceptor on every call, a wrapped handler costs nothing per call but its own timing. On a
+stream (`ModelStreamInfer`) each request is counted and timed by itself, with its own code
+(`stream_observer`). Health and reflection calls are not counted.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -41,6 +43,17 @@ class RequestMetrics:
     def wrap(self, handler: grpc.GenericRpcHandler) -> grpc.GenericRpcHandler:
         """`handler` with each of its unary methods counted and timed."""
         return _TimedHandler(self, handler)
+
+    def stream_observer(self, method: str) -> Callable[[grpc.StatusCode, float], None]:
+        """What counts and times each request on a stream of `method` (a full RPC name):
+        called with the request's status and its seconds from arrival to answer."""
+        latency = self.latency.labels(method)
+
+        def observe(code: grpc.StatusCode, seconds: float) -> None:
+            latency.observe(seconds)
+            self.requests.labels(method, code.name).inc()
+
+        return observe
 
     def timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """One unary method's handler, counted and timed."""

@@ -21,6 +21,7 @@ from msq.gateways.grpc.metrics import RequestMetrics
 from msq.gateways.grpc.ms_service import SERVICE as MS_SERVICE
 from msq.gateways.grpc.ms_service import MSService
 from msq.gateways.grpc.v2 import SERVICE as V2_SERVICE
+from msq.gateways.grpc.v2 import STREAM_METHOD as V2_STREAM_METHOD
 from msq.gateways.grpc.v2 import InferenceService
 from msq.gateways.v2.service import V2Service
 from msq.proto import grpc_predict_v2_pb2, ms_service_pb2
@@ -132,7 +133,8 @@ class Gateway:
             ],
         )
         timeout_s = settings.default_timeout_s
-        v2 = InferenceService(V2Service(self.link, self.catalog), timeout_s)
+        stream = None if metrics is None else metrics.stream_observer(V2_STREAM_METHOD)
+        v2 = InferenceService(V2Service(self.link, self.catalog), timeout_s, stream)
         for handler in (MSService(self.link, timeout_s).handler(), v2.handler()):
             counted = handler if metrics is None else metrics.wrap(handler)
             self.server.add_generic_rpc_handlers((counted,))

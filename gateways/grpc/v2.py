@@ -12,7 +12,7 @@ gRPC deadline and its `timeout` parameter (int64, microseconds), see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -23,12 +23,15 @@ from typing_extensions import Buffer, override
 from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
+from msq.gateways.core.request_ids import request_id
+from msq.gateways.grpc import v2_stream
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
 from msq.gateways.v2.documents import model_config, model_metadata, server_metadata
 from msq.gateways.v2.service import InferCall, V2Service
 from msq.gateways.v2.tensors import V2Tensor, pack_bytes
+from msq.process import bind_log_fields
 from msq.proto import grpc_predict_v2_pb2 as pb
 from msq.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from msq.proto.errors import ErrorKind
@@ -37,6 +40,8 @@ T = TypeVar("T")
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 SERVICE = _SERVICE.full_name
+#: The full RPC name of the streaming infer method (its metrics label).
+STREAM_METHOD = f"/{SERVICE}/ModelStreamInfer"
 
 #: The V2 extensions this service implements.
 EXTENSIONS = ("model_configuration", "statistics")
@@ -117,19 +122,35 @@ def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """`inference.GRPCInferenceService` on top of the shared V2 service."""
 
-    def __init__(self, v2: V2Service, default_timeout_s: float) -> None:
+    def __init__(
+        self,
+        v2: V2Service,
+        default_timeout_s: float,
+        observe_stream: v2_stream.Observer | None = None,
+    ) -> None:
+        """`observe_stream` is told the outcome of each request on a `ModelStreamInfer`
+        stream (the gateway's metrics)."""
         self._v2 = v2
         self._default_timeout_s = default_timeout_s
+        self._observe_stream = observe_stream
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's handler for a grpc server (ModelInfer with the zero-copy decoder)."""
+        """The service's handler for a grpc server (infer requests with the zero-copy
+        decoder)."""
         handlers = {}
         for method in _SERVICE.methods:
             request_type = getattr(pb, method.input_type.name)
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            make = (
+                grpc.stream_stream_rpc_method_handler
+                if method.client_streaming
+                else grpc.unary_unary_rpc_method_handler
+            )
+            handlers[method.name] = make(
                 getattr(self, method.name),
                 request_deserializer=(
-                    parse_infer_request if method.name == "ModelInfer" else request_type.FromString
+                    parse_infer_request
+                    if request_type is pb.ModelInferRequest
+                    else request_type.FromString
                 ),
                 response_serializer=getattr(pb, method.output_type.name).SerializeToString,
             )
@@ -195,11 +216,30 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         """Run a model on the request's inputs (one instance per batch row)."""
         return await _answer(context, self._infer(request, context))
 
+    @override
+    async def ModelStreamInfer(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[SplitInferRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Run the stream's requests concurrently, each answered as `ModelInfer` answers it
+        (see `msq.gateways.grpc.v2_stream`); a request's id is its `id`, else a new one."""
+
+        def infer(split: SplitInferRequest) -> Awaitable[pb.ModelInferResponse]:
+            rid = request_id(split.message.id)
+            bind_log_fields(request_id=rid)  # in the request's own task
+            return self._run(split, context, rid)
+
+        responses = v2_stream.stream_responses(request_iterator, infer, self._observe_stream)
+        async for response in responses:
+            yield response
+
     async def _infer(
         self, split: SplitInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
-        request = split.message
-        rid = call_request_id(context, request.id)
+        return await self._run(split, context, call_request_id(context, split.message.id))
+
+    async def _run(
+        self, split: SplitInferRequest, context: grpc.aio.ServicerContext, rid: str
+    ) -> pb.ModelInferResponse:
         traceparent = metadata_value(context, tracing.TRACEPARENT)
         with tracing.server_span("msq.gateway.receive", traceparent, rid):
             return await self._traced_infer(split, context, rid)

@@ -1,6 +1,7 @@
-"""The processes behind the gRPC gateway tests: a broker, workers for `add` and the test
-servables (`echo`, `slow`), and a plaintext gateway — started once per test session by the
-`grpc_stack` fixture (tests/conftest.py) and shared by every module that asks for it."""
+"""The processes behind the gRPC gateway tests: a broker, workers for the examples (`add`,
+`digits`) and the test servables (`echo`, `slow`), and a plaintext gateway with a metrics port —
+started once per test session by the `grpc_stack` fixture (tests/conftest.py) and shared by
+every module that asks for it."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class GrpcStack:
     frontend: str
     address: str  # the plaintext gateway's HOST:PORT
     procs: list[Proc]
+    metrics_port: int  # the gateway's /metrics
 
     @property
     def gateway(self) -> Proc:
@@ -52,17 +54,20 @@ class GrpcStack:
 
 def start_grpc_stack() -> GrpcStack:
     """Start the broker, workers and plaintext gateway (in parallel) and wait until served."""
-    frontend, backend = endpoint(), endpoint()
-    gateway_proc, address = gateway(frontend, "--max-msg-mb", str(MAX_MSG_MB))
+    frontend, backend, metrics_port = endpoint(), endpoint(), free_port()
+    gateway_proc, address = gateway(
+        frontend, "--max-msg-mb", str(MAX_MSG_MB), "--metrics-port", str(metrics_port)
+    )
     procs = [
         broker(frontend, backend),
         worker(backend, "add", EXAMPLES),
+        worker(backend, "digits", EXAMPLES),
         worker(backend, "echo", SERVABLES),
         worker(backend, "slow", SERVABLES),
         gateway_proc,
     ]
-    procs = start_served(procs, frontend, {"add": 1, "echo": 1, "slow": 1})
-    return GrpcStack(frontend, address, procs)
+    procs = start_served(procs, frontend, {"add": 1, "digits": 1, "echo": 1, "slow": 1})
+    return GrpcStack(frontend, address, procs, metrics_port)
 
 
 def add_predict_request() -> ms_pb.PredictRequest:

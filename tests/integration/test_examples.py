@@ -22,7 +22,8 @@ from tests.processes import EXAMPLES, Cluster
 
 @pytest.fixture(scope="module")
 def held_out() -> tuple[np.ndarray, np.ndarray, float]:
-    """The digits model's held-out split, and the accuracy its training script recorded."""
+    """The digits model's held-out split (pixels as `predict` takes them: float32 [n, 8, 8]),
+    and the accuracy its training script recorded."""
     metrics = json.loads((EXAMPLES / "digits" / "1" / "metrics.json").read_text())
     digits = load_digits()
     split = metrics["split"]
@@ -30,7 +31,7 @@ def held_out() -> tuple[np.ndarray, np.ndarray, float]:
         digits.data, digits.target, test_size=split["test_size"],
         random_state=split["random_state"], stratify=digits.target,
     )  # fmt: skip
-    return x_test.astype(np.float32), y_test, float(metrics["test_accuracy"])
+    return x_test.astype(np.float32).reshape(-1, 8, 8), y_test, float(metrics["test_accuracy"])
 
 
 def test_add_gives_exact_sums(examples_cluster: Cluster) -> None:

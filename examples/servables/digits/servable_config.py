@@ -4,8 +4,8 @@ Methods, each answering per instance `label` (int64 [], the most likely digit), 
 (int64 [3], the three most likely digits, most likely first) and `scores` (float32 [3], their
 softmax probabilities):
 
-- `predict(pixels)`: pixels of one digit, shape [8, 8] or [64] (row-major), any numeric type, in
-  the dataset's own units: 0 (background) .. 16 (ink), as `sklearn.datasets.load_digits` gives.
+- `predict(pixels)`: pixels of one digit, float32 [8, 8], in the dataset's own units: 0
+  (background) .. 16 (ink), as `sklearn.datasets.load_digits().images` gives (as float64).
 - `predict_image(image)`: the bytes of an image file Pillow reads (PNG, JPEG, ...), with bright
   ink on a dark background. It is converted to 8-bit grayscale; an image of another size than 8x8
   is area-averaged down to 8x8 (the way the dataset was made from 32x32 bitmaps); grey levels
@@ -14,6 +14,8 @@ softmax probabilities):
 
 The model (version folder 1/, made by examples/train_digits.py) takes float32 [batch, 64] in the
 dataset's units and returns 10 logits per row; msq batches the model stage across requests.
+Both methods declare their input and output types (msq's `input_types` / `output_types`), so
+requests are checked against them and V2 metadata shows them.
 """
 
 import io
@@ -80,16 +82,32 @@ digits_mlp = register.declare_model(
 )
 
 
-@register.register_method(output_names=["label", "scores", "classes"])
+#: What both methods answer per instance (declared, so that V2 metadata shows them).
+OUTPUT_TYPES = {
+    "label": ("int64", []),
+    "scores": ("float32", [TOP_K]),
+    "classes": ("int64", [TOP_K]),
+}
+
+
+@register.register_method(
+    output_names=["label", "scores", "classes"],
+    input_types={"pixels": ("float32", [SIDE, SIDE])},
+    output_types=OUTPUT_TYPES,
+)
 def predict(pixels: Any) -> tuple[Any, Any, Any]:
-    """Classify one digit given as pixels in 0..16, shape [8, 8] or [64]."""
+    """Classify one digit given as float32 pixels in 0..16, shape [8, 8]."""
     row = register.add_stage(flatten_pixels, pixels, outputs_count=1)
     logits = register.add_stage(digits_mlp, row, outputs_count=1)
     label, scores, classes = register.add_stage(top_classes, logits, outputs_count=3)
     return label, scores, classes
 
 
-@register.register_method(output_names=["label", "scores", "classes"])
+@register.register_method(
+    output_names=["label", "scores", "classes"],
+    input_types={"image": ("bytes", [])},
+    output_types=OUTPUT_TYPES,
+)
 def predict_image(image: Any) -> tuple[Any, Any, Any]:
     """Classify one digit given as an image file's bytes (bright ink on a dark background)."""
     row = register.add_stage(image_to_pixels, image, outputs_count=1)
