@@ -23,6 +23,7 @@ from typing_extensions import Buffer, override
 from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
+from msq.gateways.grpc.decoding import unary_method
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
@@ -122,16 +123,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self._default_timeout_s = default_timeout_s
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's handler for a grpc server (ModelInfer with the zero-copy decoder)."""
+        """The service's handler for a grpc server (ModelInfer with the zero-copy decoder;
+        undecodable requests get INVALID_ARGUMENT, `msq.gateways.grpc.decoding`)."""
         handlers = {}
         for method in _SERVICE.methods:
             request_type = getattr(pb, method.input_type.name)
-            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            handlers[method.name] = unary_method(
+                method,
                 getattr(self, method.name),
-                request_deserializer=(
-                    parse_infer_request if method.name == "ModelInfer" else request_type.FromString
-                ),
-                response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+                parse_infer_request if method.name == "ModelInfer" else request_type.FromString,
+                getattr(pb, method.output_type.name).SerializeToString,
             )
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
