@@ -3,6 +3,7 @@
     msq-bench                                   # every scenario, system and path; the targets
     msq-bench --scenarios tiny --systems msq,bare-grpc --paths ms-grpc --concurrency 1,64
     msq-bench --plan targets                    # only the runs the targets need
+    msq-bench chaos ... / msq-bench soak ...    # faults and memory: msq.benchmarks.chaos_cli
 
 Writes `results.json` and one PNG per scenario into --out, and prints tables.
 """
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from msq.benchmarks import report
+from msq.benchmarks import chaos_cli, report
 from msq.benchmarks.clients import PATHS
 from msq.benchmarks.runner import Options, Runner, RunSpec
 from msq.benchmarks.scenarios import SCENARIOS
@@ -136,6 +137,9 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; the exit status is 1 when a system failed to start."""
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in chaos_cli.COMMANDS:
+        return chaos_cli.main(given)
     args = parse_args(argv)
     if args.markdown is not None:
         print(report.markdown(json.loads(args.markdown.read_text())), end="")
