@@ -23,6 +23,7 @@ from rich.console import Console
 
 from msq.benchmarks import report
 from msq.benchmarks.chaos import LoadSettings, run_chaos
+from msq.benchmarks.cli import _names
 from msq.benchmarks.deployment import Deployment, attach, start_serve
 from msq.benchmarks.faults import FaultKind, make_schedule
 from msq.benchmarks.probes import PATHS
@@ -30,15 +31,6 @@ from msq.benchmarks.soak import drift_table, run_soak
 from msq.benchmarks.tally import table
 
 DEFAULT_OUT = Path("benchmarks/results")
-COMMANDS = ("chaos", "soak")
-
-
-def _choices(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in allowed]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)} (got {text!r})")
-    return names
 
 
 def _positive(text: str) -> float:
@@ -59,7 +51,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     load = parser.add_argument_group("load")
     load.add_argument(
         "--paths",
-        type=lambda text: _choices(text, PATHS),
+        type=lambda text: tuple(_names(text, PATHS)),
         default=PATHS,
         help=f"comma-separated, of {','.join(PATHS)}",
     )
@@ -81,8 +73,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     _common(chaos)
     chaos.add_argument(
         "--faults",
-        type=lambda text: _choices(text, kinds),
-        default=kinds,
+        type=lambda text: _names(text, kinds),
+        default=list(kinds),
         help=f"fault kinds, comma-separated, of {','.join(kinds)}",
     )
     chaos.add_argument("--count", type=int, default=len(kinds), help="faults in the run")
@@ -101,8 +93,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.attach is None) != (args.grpc is None) or (args.grpc is None) != (args.rest is None):
         parser.error("--attach, --grpc and --rest go together")
-    if args.command == "chaos" and args.count > 1 and args.stop_seconds >= args.interval:
-        parser.error("--stop-seconds must be shorter than --interval")
+    if not args.paths or args.concurrency < 1 or args.workers < 1:
+        parser.error("--paths, --concurrency and --workers need at least one")
+    if args.command == "chaos":
+        if not args.faults or args.count < 0 or args.first_at < 0:
+            parser.error("--faults needs a kind, --count and --first-at cannot be negative")
+        if args.count > 1 and args.stop_seconds >= args.interval:
+            parser.error("--stop-seconds must be shorter than --interval")
     return args
 
 

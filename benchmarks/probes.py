@@ -112,8 +112,18 @@ def read_v2_grpc(data: bytes) -> Answer:
     return list(np.frombuffer(response.raw_output_contents[0], np.float32).reshape(-1, 2, 2))
 
 
+def _json(status: int, body: bytes) -> Any:
+    """A JSON reply body; a `Failed` of the HTTP status when it is not JSON (e.g. a proxy's)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return Failed(f"http {status}: not JSON")
+
+
 def read_ms_rest(status: int, body: bytes, headers: Any) -> Answer:
-    document = json.loads(body)
+    document = _json(status, body)
+    if isinstance(document, Failed):
+        return document
     if "error_msg" in document:
         return Failed(f"http {status} error_msg: {message_class(str(document['error_msg']))}")
     errors = [
@@ -129,7 +139,9 @@ def read_ms_rest(status: int, body: bytes, headers: Any) -> Answer:
 
 def read_v2_rest(status: int, body: bytes, headers: Any) -> Answer:
     length = headers.get(HEADER_LENGTH)
-    document = json.loads(body if length is None else body[: int(length)])
+    document = _json(status, body if length is None else body[: int(length)])
+    if isinstance(document, Failed):
+        return document
     if status != 200 or "outputs" not in document:
         return Failed(f"http {status}: {message_class(str(document.get('error', document)))}")
     return list(np.frombuffer(body[int(length) :], np.float32).reshape(-1, 2, 2))
