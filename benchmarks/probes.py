@@ -96,6 +96,7 @@ def _ms_answer(values: list[np.ndarray | None], errors: list[tuple[int, str]]) -
 
 
 def read_ms_grpc(data: bytes) -> Answer:
+    """The instances' `y` of a serialized `PredictReply`, or its first error."""
     reply = ms_pb.PredictReply.FromString(data)
     errors = [(e.error_code, e.error_msg.decode("utf-8", "replace")) for e in reply.error_msg]
     values = [
@@ -106,6 +107,7 @@ def read_ms_grpc(data: bytes) -> Answer:
 
 
 def read_v2_grpc(data: bytes) -> Answer:
+    """The `y` rows of a serialized `ModelInferResponse` (errors are gRPC statuses)."""
     response = v2_pb.ModelInferResponse.FromString(data)
     if not response.raw_output_contents:
         return Failed("v2 no outputs")
@@ -121,6 +123,7 @@ def _json(status: int, body: bytes) -> Any:
 
 
 def read_ms_rest(status: int, body: bytes, headers: Any) -> Answer:
+    """The instances' `y` of a MindSpore Serving REST reply, or its first error."""
     document = _json(status, body)
     if isinstance(document, Failed):
         return document
@@ -138,6 +141,7 @@ def read_ms_rest(status: int, body: bytes, headers: Any) -> Answer:
 
 
 def read_v2_rest(status: int, body: bytes, headers: Any) -> Answer:
+    """The `y` rows of a V2 REST binary reply, or its error."""
     length = headers.get(HEADER_LENGTH)
     document = _json(status, body if length is None else body[: int(length)])
     if isinstance(document, Failed):

@@ -4,6 +4,7 @@ most one log line per method and minute, counted by the metrics; the gateway kee
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import grpc.aio
@@ -41,6 +42,38 @@ def garbage_lines(stack: GrpcStack, method: str) -> list[str]:
     return [line for line in text.splitlines() if f"{method}: request is not a valid" in line]
 
 
+def test_a_garbage_flood_logs_one_line_and_the_gateway_keeps_serving(
+    grpc_stack: GrpcStack,
+) -> None:
+    # First in this module: no garbage reached ServerLive or ModelReady before.
+    flooded = "/inference.GRPCInferenceService/ServerLive"
+    sentinel = "/inference.GRPCInferenceService/ModelReady"
+    with grpc.insecure_channel(grpc_stack.address) as channel:
+        rpc = channel.unary_unary(flooded)
+        codes = set()
+        for _ in range(100):
+            with pytest.raises(grpc.RpcError) as raised:
+                rpc(GARBAGE, timeout=30)
+            codes.add(raised.value.code())  # type: ignore[attr-defined]
+        predict = channel.unary_unary(
+            PREDICT,
+            request_serializer=ms_pb.PredictRequest.SerializeToString,
+            response_deserializer=ms_pb.PredictReply.FromString,
+        )
+        reply = predict(add_predict_request(), timeout=30)
+    call_raw(grpc_stack.address, sentinel, GARBAGE)  # logged after every line of the flood
+    deadline = time.monotonic() + 30
+    while not garbage_lines(grpc_stack, sentinel) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert codes == {grpc.StatusCode.INVALID_ARGUMENT}
+    assert len(garbage_lines(grpc_stack, sentinel)) == 1
+    assert len(garbage_lines(grpc_stack, flooded)) == 1
+    assert "Traceback" not in grpc_stack.gateway.log_path.read_text(errors="replace")
+    assert not reply.error_msg
+    y = np.frombuffer(reply.instances[0].items["y"].data, np.float32)
+    assert y.tolist() == [2.0, 2.0, 2.0, 2.0]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -75,32 +108,6 @@ def test_large_v2_infer_garbage_is_invalid_argument(grpc_stack: GrpcStack) -> No
     assert error.details() == (  # type: ignore[attr-defined]
         "request is not a valid ModelInferRequest: malformed message: a field runs past the end"
     )
-
-
-def test_a_garbage_flood_logs_one_line_and_the_gateway_keeps_serving(
-    grpc_stack: GrpcStack,
-) -> None:
-    method = "/inference.GRPCInferenceService/ServerMetadata"
-    with grpc.insecure_channel(grpc_stack.address) as channel:
-        rpc = channel.unary_unary(method)
-        codes = set()
-        for _ in range(100):
-            with pytest.raises(grpc.RpcError) as raised:
-                rpc(GARBAGE, timeout=30)
-            codes.add(raised.value.code())  # type: ignore[attr-defined]
-        predict = channel.unary_unary(
-            PREDICT,
-            request_serializer=ms_pb.PredictRequest.SerializeToString,
-            response_deserializer=ms_pb.PredictReply.FromString,
-        )
-        reply = predict(add_predict_request(), timeout=30)
-    assert codes == {grpc.StatusCode.INVALID_ARGUMENT}
-    assert len(garbage_lines(grpc_stack, method)) == 1
-    log = grpc_stack.gateway.log_path.read_text(errors="replace")
-    assert "Traceback" not in log
-    assert not reply.error_msg
-    y = np.frombuffer(reply.instances[0].items["y"].data, np.float32)
-    assert y.tolist() == [2.0, 2.0, 2.0, 2.0]
 
 
 def test_metrics_count_undecodable_calls_as_invalid_argument() -> None:
