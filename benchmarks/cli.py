@@ -3,6 +3,7 @@
     msq-bench                                   # every scenario, system and path; the targets
     msq-bench --scenarios tiny --systems msq,bare-grpc --paths ms-grpc --concurrency 1,64
     msq-bench --plan targets                    # only the runs the targets need
+    msq-bench chaos ... / msq-bench soak ...    # faults and memory: msq.benchmarks.chaos_cli
 
 Writes `results.json` and one PNG per scenario into --out, and prints tables.
 """
@@ -32,6 +33,8 @@ NOT_SWEPT = ("msq-nobatch",)
 #: Instances per call of the direct (in-process) floor besides --batch.
 DIRECT_BATCH = 32
 DEFAULT_OUT = Path("benchmarks/results")
+#: Commands of their own (`msq.benchmarks.chaos_cli`): `msq-bench chaos ...`, `msq-bench soak ...`.
+SUBCOMMANDS = ("chaos", "soak")
 
 
 def _names(text: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
@@ -136,6 +139,11 @@ def build_plan(args: argparse.Namespace) -> list[RunSpec]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; the exit status is 1 when a system failed to start."""
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in SUBCOMMANDS:
+        from msq.benchmarks import chaos_cli  # noqa: PLC0415 - it imports this module
+
+        return chaos_cli.main(given)
     args = parse_args(argv)
     if args.markdown is not None:
         print(report.markdown(json.loads(args.markdown.read_text())), end="")

@@ -1,8 +1,9 @@
 """Set-up shared by msq's programs (`msq`, `msq-broker`, `msq-worker`, the gateways).
 
 One `--log-level` and `--log-format` option and one log line format (text or JSON lines),
-the request ids of log lines, stop signals, and the "ready" line a program prints on stderr
-once it serves (what `msq serve` and the tests wait for).
+the request ids of log lines, rate-limited log lines (`LogThrottle`), stop signals, and the
+"ready" line a program prints on stderr once it serves (what `msq serve` and the tests wait
+for).
 
 A log line that concerns requests carries their ids as the record attributes `request_id`
 (one request) or `request_ids` (a job's requests): given with `extra=` or bound for a block of
@@ -22,6 +23,8 @@ import json
 import logging
 import signal
 import sys
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeAlias
 
@@ -153,6 +156,40 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False, default=str)
+
+
+class LogThrottle:
+    """At most one log line per `interval_s` for each kind of event (a small fixed set, such as
+    method names); the next line logged for a kind says how many were left out since the last.
+    For events a client can cause at any rate, so that they cannot flood the log."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last_logged: dict[str, float] = {}
+        self._left_out: Counter[str] = Counter()
+
+    def log(self, level: int, kind: str, message: str, *args: object) -> bool:
+        """Log `message % args` at `level` unless a line of `kind` was logged less than
+        `interval_s` ago; whether it was logged."""
+        now = self._clock()
+        last = self._last_logged.get(kind)
+        if last is not None and now - last < self._interval_s:
+            self._left_out[kind] += 1
+            return False
+        self._last_logged[kind] = now
+        left_out = self._left_out.pop(kind, 0)
+        if left_out:
+            message = f"{message} (and {left_out} more like it not logged since %.0f s ago)"
+            args = (*args, now - (last or now))
+        self._logger.log(level, message, *args)
+        return True
 
 
 def on_stop_signals(

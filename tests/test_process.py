@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from msq.process import (
+    LogThrottle,
     add_log_level,
     bind_log_fields,
     is_ready_line,
@@ -162,4 +163,29 @@ def test_bound_fields_belong_to_their_asyncio_task(
         ("a", "a"),
         ("b", "b"),
         ("outside", None),
+    ]
+
+
+def test_log_throttle_logs_one_line_per_interval_per_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    throttle = LogThrottle(logging.getLogger("throttled"), 60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="throttled"):
+        logged = [throttle.log(logging.WARNING, "a", "bad %s", i) for i in range(5)]
+        assert throttle.log(logging.WARNING, "b", "other kind")
+        now[0] += 59.9
+        assert not throttle.log(logging.WARNING, "a", "bad %s", 5)
+        now[0] += 0.1
+        assert throttle.log(logging.WARNING, "a", "bad %s", 6)
+        assert throttle.log(logging.WARNING, "b", "other kind again")
+        now[0] += 60.0
+        assert throttle.log(logging.WARNING, "a", "bad %s", 7)
+    assert logged == [True, False, False, False, False]
+    assert [record.getMessage() for record in caplog.records] == [
+        "bad 0",
+        "other kind",
+        "bad 6 (and 5 more like it not logged since 60 s ago)",
+        "other kind again",
+        "bad 7",
     ]

@@ -21,6 +21,7 @@ from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import error_status
 from msq.gateways.core.link import BrokerLink
+from msq.gateways.grpc.decoding import unary_method
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
@@ -30,7 +31,8 @@ from msq.proto.errors import ErrorKind, Failure, MSErrorCode
 from msq.proto.messages import Instance, InstanceOutcome, Reply
 from msq.proto.ms_tensors import fill_ms_tensor, wire_tensor
 
-SERVICE = pb.DESCRIPTOR.services_by_name["MSService"].full_name
+_SERVICE = pb.DESCRIPTOR.services_by_name["MSService"]
+SERVICE = _SERVICE.full_name
 NO_INSTANCES = "the request holds no instances"
 
 
@@ -107,11 +109,13 @@ class MSService:
         self._default_timeout_s = default_timeout_s
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's handler for a grpc server, with the zero-copy request decoder."""
-        predict = grpc.unary_unary_rpc_method_handler(
+        """The service's handler for a grpc server, with the zero-copy request decoder
+        (undecodable requests get INVALID_ARGUMENT, `msq.gateways.grpc.decoding`)."""
+        predict = unary_method(
+            _SERVICE.methods_by_name["Predict"],
             self.predict,
-            request_deserializer=parse_predict_request,
-            response_serializer=pb.PredictReply.SerializeToString,
+            parse_predict_request,
+            pb.PredictReply.SerializeToString,
         )
         return grpc.method_handlers_generic_handler(SERVICE, {"Predict": predict})
 

@@ -25,6 +25,7 @@ from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.core.request_ids import request_id
 from msq.gateways.grpc import v2_stream
+from msq.gateways.grpc.decoding import Undecodable, stream_method, unary_method
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
@@ -40,8 +41,7 @@ T = TypeVar("T")
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 SERVICE = _SERVICE.full_name
-#: The full RPC name of the streaming infer method (its metrics label).
-STREAM_METHOD = f"/{SERVICE}/ModelStreamInfer"
+STREAM_METHOD = v2_stream.STREAM_METHOD
 
 #: The V2 extensions this service implements.
 EXTENSIONS = ("model_configuration", "statistics")
@@ -135,24 +135,21 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self._observe_stream = observe_stream
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's handler for a grpc server (infer requests with the zero-copy
-        decoder)."""
+        """The service's handler for a grpc server (infer requests with the zero-copy decoder;
+        undecodable requests get INVALID_ARGUMENT, `msq.gateways.grpc.decoding`)."""
         handlers = {}
         for method in _SERVICE.methods:
             request_type = getattr(pb, method.input_type.name)
-            make = (
-                grpc.stream_stream_rpc_method_handler
-                if method.client_streaming
-                else grpc.unary_unary_rpc_method_handler
-            )
+            make = stream_method if method.client_streaming else unary_method
             handlers[method.name] = make(
+                method,
                 getattr(self, method.name),
-                request_deserializer=(
+                (
                     parse_infer_request
                     if request_type is pb.ModelInferRequest
                     else request_type.FromString
                 ),
-                response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+                getattr(pb, method.output_type.name).SerializeToString,
             )
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
@@ -218,7 +215,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     @override
     async def ModelStreamInfer(  # type: ignore[override]
-        self, request_iterator: AsyncIterator[SplitInferRequest], context: grpc.aio.ServicerContext
+        self,
+        request_iterator: AsyncIterator[SplitInferRequest | Undecodable],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         """Run the stream's requests concurrently, each answered as `ModelInfer` answers it
         (see `msq.gateways.grpc.v2_stream`); a request's id is its `id`, else a new one."""

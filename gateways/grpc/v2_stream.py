@@ -19,10 +19,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from msq.gateways.core.errors import GatewayError
+from msq.gateways.grpc.decoding import Undecodable, full_method_name, report
 from msq.gateways.grpc.wire import SplitInferRequest
 from msq.proto import grpc_predict_v2_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+#: The full RPC name of the streaming infer method (its metrics and log label).
+STREAM_METHOD = full_method_name(
+    pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods_by_name["ModelStreamInfer"]
+)
 
 #: Requests of one stream read and not yet answered, at most.
 MAX_IN_FLIGHT = 256
@@ -44,9 +50,15 @@ def error_response(request: pb.ModelInferRequest, message: str) -> pb.ModelStrea
 
 
 async def answer(
-    split: SplitInferRequest, infer: Infer
+    split: SplitInferRequest | Undecodable, infer: Infer
 ) -> tuple[pb.ModelStreamInferResponse, grpc.StatusCode]:
-    """One request's answer on the stream, and its status."""
+    """One request's answer on the stream, and its status (a message that was not a valid
+    `ModelInferRequest` is answered alone with INVALID_ARGUMENT's message)."""
+    if isinstance(split, Undecodable):
+        report(STREAM_METHOD, split)
+        return pb.ModelStreamInferResponse(error_message=split.message), (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
     try:
         response = pb.ModelStreamInferResponse(infer_response=await infer(split))
     except GatewayError as exc:
@@ -59,14 +71,16 @@ async def answer(
 
 
 async def stream_responses(
-    requests: AsyncIterator[SplitInferRequest], infer: Infer, observe: Observer | None = None
+    requests: AsyncIterator[SplitInferRequest | Undecodable],
+    infer: Infer,
+    observe: Observer | None = None,
 ) -> AsyncIterator[pb.ModelStreamInferResponse]:
     """The answers to a stream's requests, each as soon as it is ready."""
     answers: asyncio.Queue[pb.ModelStreamInferResponse | None] = asyncio.Queue()
     room = asyncio.Semaphore(MAX_IN_FLIGHT)
     running: set[asyncio.Task[None]] = set()
 
-    async def run(split: SplitInferRequest) -> None:
+    async def run(split: SplitInferRequest | Undecodable) -> None:
         started = time.perf_counter()
         response, code = await answer(split, infer)
         if observe is not None:
