@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from msq.launcher import status
+from msq.launcher import check, status
 from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.supervisor import Child, Supervisor
 from msq.metrics import DEFAULT_METRICS_HOST
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--rest-workers", type=int, default=2, help="gunicorn worker processes of the REST gateway"
     )
+    serve.add_argument(
+        "--legacy-imports",
+        action="store_true",
+        help="workers map removed MindSpore 1.x modules and Pillow constants (msq-worker "
+        "--legacy-imports)",
+    )
     serve.add_argument("--no-grpc", action="store_true", help="do not start the gRPC gateway")
     serve.add_argument("--no-rest", action="store_true", help="do not start the REST gateway")
     serve.add_argument(
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_log_level(serve)
     status.add_parser(commands)
+    check.add_parser(commands)
     return parser  # fmt: skip
 
 
@@ -113,6 +120,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 args.broker_backend,
                 "--workers-on-host",
                 workers_on_host,
+                *(["--legacy-imports"] if args.legacy_imports else []),
                 *log_level,
             ],
             {"kind": "worker", "servable": servable},
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "status":
         return status.run(args)
+    if args.command == "check":
+        return check.run(args)
     setup_logging("msq", args.log_level, args.log_format)
     if not args.servable_dir.is_dir():
         parser.error(f"{args.servable_dir} is not a directory")
