@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from msq.workers.decryption import DEC_MODES, DEFAULT_DEC_MODE, KeyFileError, read_key_file
-from msq.workers.device import DeviceSpec, default_threads
 
 if TYPE_CHECKING:
     from msq.workers.migration import Finding
@@ -81,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"msq check: {exc}")
         return 2
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
+    import mindspore as ms  # noqa: PLC0415
+
     from msq.workers import legacy  # noqa: PLC0415
-    from msq.workers.device import configure_mindspore  # noqa: PLC0415
     from msq.workers.migration import Severity, check_servable  # noqa: PLC0415
 
-    configure_mindspore(DeviceSpec("cpu"), default_threads(1))
+    ms.set_device("CPU")  # models load as on a CPU worker (threads: MindSpore's default)
     # The check maps removed modules itself to look past them; the findings say so already.
     logging.getLogger(legacy.__name__).setLevel(logging.ERROR)
     findings = [f for name in names for f in check_servable(servable_dir, name, decryption)]

@@ -10,7 +10,6 @@ Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once regi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -160,9 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     from msq.workers.servable import load_servable  # noqa: PLC0415
 
     name, version = args.servable
-    with contextlib.ExitStack() as modes:
-        if args.legacy_imports:  # on while serving: Python stages use the names per request
-            modes.enter_context(legacy_imports())
+    # On while serving: Python stages use the removed names per request.
+    with legacy_imports(enabled=args.legacy_imports):
         try:
             configure_mindspore(args.device, args.threads or default_threads(args.workers_on_host))
             servable = load_servable(

@@ -12,7 +12,9 @@ While `legacy_imports()` is active:
 
 Each mapping logs one warning line when it is first used. The user's files are never touched;
 on exit the stand-ins leave `sys.modules` and `PIL.Image` is as it was. The worker keeps the
-mode on while it serves, since Python stages use these names per request.
+mode on while it serves, since Python stages use these names per request. With the mode off, a
+worker still enters `legacy_imports(enabled=False)`: the errors these names raise then say what
+to use instead.
 
 `REMOVED_MODULES` and `REMOVED_PILLOW_CONSTANTS` are also what `msq check` reports.
 """
@@ -33,6 +35,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 LEGACY_OPTION = "--legacy-imports"
+#: The end of every fix: the other way out.
+OR_LEGACY = f", or start the worker with {LEGACY_OPTION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +148,11 @@ def _stand_in(removed: RemovedModule) -> types.ModuleType:
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds the removed modules and creates their stand-ins, logging each once."""
+    """Finds the removed modules and creates their stand-ins, logging each once; with
+    `enabled` False, says in the ModuleNotFoundError what to do instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
         self.created: list[str] = []
 
     def find_spec(
@@ -157,6 +163,12 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in REMOVED_MODULES:
             return None
+        if not self.enabled:
+            raise ModuleNotFoundError(
+                f"No module named '{fullname}' (removed in MindSpore 2.0: "
+                f"{REMOVED_MODULES[fullname].fix}{OR_LEGACY})",
+                name=fullname,
+            )
         return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
@@ -171,14 +183,20 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """Nothing to run: `create_module` filled the stand-in."""
 
 
-def _pillow_getattr(image: types.ModuleType) -> Callable[[str], Any]:
-    """A module `__getattr__` for `PIL.Image` answering the removed constants."""
+def _pillow_getattr(image: types.ModuleType, enabled: bool) -> Callable[[str], Any]:
+    """A module `__getattr__` for `PIL.Image` answering the removed constants (with `enabled`
+    False, saying in the AttributeError what to use instead)."""
     logged: set[str] = set()
 
     def lookup(name: str) -> Any:
+        missing = f"module 'PIL.Image' has no attribute '{name}'"
         if name not in REMOVED_PILLOW_CONSTANTS:
-            raise AttributeError(f"module 'PIL.Image' has no attribute '{name}'")
+            raise AttributeError(missing)
         current = REMOVED_PILLOW_CONSTANTS[name]
+        if not enabled:
+            raise AttributeError(
+                f"{missing} (removed in Pillow 10: use PIL.Image.Resampling.{current}{OR_LEGACY})"
+            )
         if name not in logged:
             logged.add(name)
             logger.warning(
@@ -192,13 +210,14 @@ def _pillow_getattr(image: types.ModuleType) -> Callable[[str], Any]:
 
 
 @contextmanager
-def legacy_imports() -> Iterator[None]:
-    """Map the removed MindSpore 1.x modules and Pillow constants while the block runs."""
-    finder = _Finder()
+def legacy_imports(enabled: bool = True) -> Iterator[None]:
+    """Map the removed MindSpore 1.x modules and Pillow constants while the block runs; with
+    `enabled` False, only say in their errors what to use instead."""
+    finder = _Finder(enabled)
     sys.meta_path.insert(0, finder)
     image = importlib.import_module("PIL.Image")
     previous = image.__dict__.get("__getattr__")
-    image.__getattr__ = _pillow_getattr(image)  # type: ignore[method-assign]
+    image.__getattr__ = _pillow_getattr(image, enabled)  # type: ignore[method-assign]
     try:
         yield
     finally:

@@ -26,7 +26,7 @@ from pathlib import Path
 from msq.workers.decryption import Decryption
 from msq.workers.definition import ServableDef, ServableLoadError
 from msq.workers.legacy import (
-    LEGACY_OPTION,
+    OR_LEGACY,
     REMOVED_MODULES,
     REMOVED_PILLOW_CONSTANTS,
     legacy_imports,
@@ -39,8 +39,6 @@ from msq.workers.servable import (
     is_version_folder,
     load_version,
 )
-
-_OR_LEGACY = f", or start the worker with {LEGACY_OPTION}"
 
 
 class Severity(StrEnum):
@@ -108,7 +106,7 @@ def _scan_tree(servable: str, where: str, tree: ast.AST) -> Iterator[Finding]:
                     f"{where}:{node.lineno}",
                     f"imports {module}, removed in MindSpore 2.0: the worker exits at start-up "
                     f"(No module named '{module}')",
-                    REMOVED_MODULES[module].fix + _OR_LEGACY,
+                    REMOVED_MODULES[module].fix + OR_LEGACY,
                 )
         constant = _pillow_constant(node, images)
         if constant is not None:
@@ -118,7 +116,7 @@ def _scan_tree(servable: str, where: str, tree: ast.AST) -> Iterator[Finding]:
                 f"{where}:{node.lineno}",
                 f"uses PIL.Image.{constant}, removed in Pillow 10: every request that reaches "
                 "it fails (AttributeError)",
-                f"use PIL.Image.Resampling.{current} (the same filter){_OR_LEGACY}",
+                f"use PIL.Image.Resampling.{current} (the same filter){OR_LEGACY}",
             )
 
 
