@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,14 +63,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Check the servables; 1 if any finding is an error, 2 if there is nothing to check."""
-    console = Console(stderr=True, markup=False, highlight=False)
     servable_dir: Path = args.servable_dir
     names: list[str] = args.servable or sorted(
         path.parent.name for path in servable_dir.glob("*/servable_config.py")
     )
     if not servable_dir.is_dir() or not names:
-        console.print(
-            f"msq check: no servable (a folder with servable_config.py) in {servable_dir}"
+        print(
+            f"msq check: no servable (a folder with servable_config.py) in {servable_dir}",
+            file=sys.stderr,
         )
         return 2
     try:
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             None if args.dec_key_file is None else read_key_file(args.dec_key_file, args.dec_mode)
         )
     except KeyFileError as exc:
-        console.print(f"msq check: {exc}")
+        print(f"msq check: {exc}", file=sys.stderr)
         return 2
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
     import mindspore as ms  # noqa: PLC0415
