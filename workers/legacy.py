@@ -143,7 +143,7 @@ def _stand_in(removed: RemovedModule) -> types.ModuleType:
             f"{removed.fix}"
         )
 
-    module.__getattr__ = missing  # type: ignore[method-assign]
+    vars(module)["__getattr__"] = missing
     return module
 
 
@@ -216,8 +216,8 @@ def legacy_imports(enabled: bool = True) -> Iterator[None]:
     finder = _Finder(enabled)
     sys.meta_path.insert(0, finder)
     image = importlib.import_module("PIL.Image")
-    previous = image.__dict__.get("__getattr__")
-    image.__getattr__ = _pillow_getattr(image, enabled)  # type: ignore[method-assign]
+    previous = vars(image).get("__getattr__")
+    vars(image)["__getattr__"] = _pillow_getattr(image, enabled)
     try:
         yield
     finally:
@@ -228,6 +228,6 @@ def legacy_imports(enabled: bool = True) -> Iterator[None]:
             if getattr(sys.modules.get(parent), child, None) is not None:
                 delattr(sys.modules[parent], child)
         if previous is None:
-            del image.__getattr__
+            del vars(image)["__getattr__"]
         else:
-            image.__getattr__ = previous
+            vars(image)["__getattr__"] = previous

@@ -131,7 +131,7 @@ def _imported_modules(node: ast.AST) -> list[str]:
 
 def _pil_image_names(tree: ast.AST) -> set[str]:
     """The names bound to the module PIL.Image (`from PIL import Image as X`, ...)."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "PIL" and node.level == 0:
             names.update(a.asname or a.name for a in node.names if a.name == "Image")
