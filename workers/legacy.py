@@ -183,14 +183,19 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         """Nothing to run: `create_module` filled the stand-in."""
 
 
-def _pillow_getattr(image: types.ModuleType, enabled: bool) -> Callable[[str], Any]:
+def _pillow_getattr(
+    image: types.ModuleType, enabled: bool, previous: Callable[[str], Any] | None
+) -> Callable[[str], Any]:
     """A module `__getattr__` for `PIL.Image` answering the removed constants (with `enabled`
-    False, saying in the AttributeError what to use instead)."""
+    False, saying in the AttributeError what to use instead); other names go to Pillow's own
+    `__getattr__`, if it has one."""
     logged: set[str] = set()
 
     def lookup(name: str) -> Any:
         missing = f"module 'PIL.Image' has no attribute '{name}'"
         if name not in REMOVED_PILLOW_CONSTANTS:
+            if previous is not None:
+                return previous(name)
             raise AttributeError(missing)
         current = REMOVED_PILLOW_CONSTANTS[name]
         if not enabled:
@@ -217,7 +222,7 @@ def legacy_imports(enabled: bool = True) -> Iterator[None]:
     sys.meta_path.insert(0, finder)
     image = importlib.import_module("PIL.Image")
     previous = vars(image).get("__getattr__")
-    vars(image)["__getattr__"] = _pillow_getattr(image, enabled)
+    vars(image)["__getattr__"] = _pillow_getattr(image, enabled, previous)
     try:
         yield
     finally:
