@@ -117,8 +117,13 @@ def _table(findings: list[Finding]) -> Table:
     return table
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _summary(names: list[str], findings: list[Finding], errors: int) -> str:
-    checked = f"{len(names)} servable{'s' if len(names) != 1 else ''} ({', '.join(names)})"
+    checked = f"{_count(len(names), 'servable')} ({', '.join(names)})"
     if not findings:
         return f"no problems found in {checked}"
-    return f"{errors} errors, {len(findings) - errors} warnings in {checked}"
+    warnings = _count(len(findings) - errors, "warning")
+    return f"{_count(errors, 'error')}, {warnings} in {checked}"

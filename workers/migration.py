@@ -63,6 +63,9 @@ def check_servable(
     servable_dir: Path, name: str, decryption: Decryption | None = None
 ) -> list[Finding]:
     """Everything `msq check` finds in servable `name` of `servable_dir`."""
+    if not (servable_dir / name).is_dir():
+        problem = f"servable folder {servable_dir / name} does not exist"
+        return [_finding(name, "", problem, f"check the name, or create {name}/{CONFIG_FILE}")]
     findings = list(_scan_sources(servable_dir, name))
     definition, failure = _import(servable_dir, name, legacy=False)
     if failure is not None and isinstance(failure.__cause__, ImportError) and findings:

@@ -159,6 +159,22 @@ def test_version_folders_missing_models_and_broken_configs(
     ]  # fmt: skip
 
 
+def test_an_absent_servable_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = check(capsys, str(tmp_path), "--servable", "absent")
+    assert code == 1
+    assert report["findings"] == [
+        {
+            "servable": "absent",
+            "severity": "error",
+            "where": "absent",
+            "problem": f"servable folder {tmp_path / 'absent'} does not exist",
+            "fix": "check the name, or create absent/servable_config.py",
+        }
+    ]
+
+
 def test_the_table_shows_each_finding_and_a_summary(
     old_servables: OldServables,
     capsys: pytest.CaptureFixture[str],
@@ -172,7 +188,7 @@ def test_the_table_shows_each_finding_and_a_summary(
     where = f"lenet1x/servable_config.py:{line_of(config, '8), Image.ANTIALIAS')}"
     assert row.split()[:3] == ["lenet1x", "error", where]
     assert "use PIL.Image.Resampling.LANCZOS (the same filter)" in row
-    assert lines[-1] == "1 errors, 1 warnings in 1 servable (lenet1x)"
+    assert lines[-1] == "1 error, 1 warning in 1 servable (lenet1x)"
 
 
 def test_nothing_to_check_is_a_usage_error(
