@@ -72,7 +72,8 @@ def check_servable(
         # Most likely the removed modules reported above: check what remains without them.
         definition, failure = _import(servable_dir, name, legacy=True)
     if failure is not None:
-        findings.append(_finding(name, CONFIG_FILE, str(failure), "fix servable_config.py"))
+        problem = f"{failure}: the worker exits at start-up"
+        findings.append(_finding(name, CONFIG_FILE, problem, "fix servable_config.py"))
     findings.extend(_check_versions(servable_dir, name, definition, decryption))
     return findings
 

@@ -152,7 +152,7 @@ def test_version_folders_missing_models_and_broken_configs(
          "put tensor_add.mindir in folders/2, or correct model_file in declare_model"),
         ("error", "typo/servable_config.py",
          "import typo/servable_config.py failed: SyntaxError: '(' was never closed "
-         "(servable_config.py, line 2)",
+         "(servable_config.py, line 2): the worker exits at start-up",
          "fix servable_config.py"),
         ("error", "typo", "no version folder (1, 2, ...): the worker exits at start-up",
          "put the model files in a version folder named 1"),
