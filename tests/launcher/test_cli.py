@@ -25,6 +25,12 @@ def test_workers_share_the_cores_of_the_host() -> None:
         assert "--threads" not in command
 
 
+def test_legacy_imports_go_to_every_worker_and_only_when_asked() -> None:
+    workers = [c for c in commands("--legacy-imports") if c[0] == "msq-worker"]
+    assert [c.count("--legacy-imports") for c in workers] == [1, 1]
+    assert all("--legacy-imports" not in c for c in commands())
+
+
 def test_gateways_can_be_left_out() -> None:
     planned = commands("--servable", "add", "--no-rest")
     assert [command[0] for command in planned] == ["msq-broker", "msq-worker", "msq-grpc-gateway"]
