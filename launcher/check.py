@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from msq.workers import legacy  # noqa: PLC0415
     from msq.workers.migration import Severity, check_servable  # noqa: PLC0415
 
-    ms.set_device("CPU")  # models load as on a CPU worker (threads: MindSpore's default)
+    if ms.get_context("device_target") != "CPU":  # once set (or used), it cannot change
+        ms.set_device("CPU")  # models load as on a CPU worker (threads: MindSpore's default)
     # The check maps removed modules itself to look past them; the findings say so already.
     logging.getLogger(legacy.__name__).setLevel(logging.ERROR)
     findings = [f for name in names for f in check_servable(servable_dir, name, decryption)]
