@@ -164,10 +164,10 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname not in REMOVED_MODULES:
             return None
         if not self.enabled:
+            # No `name`: `from package import module` would turn it into a bare ImportError.
             raise ModuleNotFoundError(
                 f"No module named '{fullname}' (removed in MindSpore 2.0: "
-                f"{REMOVED_MODULES[fullname].fix}{OR_LEGACY})",
-                name=fullname,
+                f"{REMOVED_MODULES[fullname].fix}{OR_LEGACY})"
             )
         return importlib.machinery.ModuleSpec(fullname, self)
 

@@ -37,6 +37,19 @@ def test_a_removed_module_imports_only_in_legacy_mode(name: str) -> None:
         importlib.import_module(name)
 
 
+def test_without_legacy_mode_both_import_forms_say_what_to_do() -> None:
+    message = (
+        f"No module named '{VISION_C}' (removed in MindSpore 2.0: "
+        f"{REMOVED_MODULES[VISION_C].fix}, or start the worker with --legacy-imports)"
+    )
+    with legacy_imports(enabled=False):
+        with pytest.raises(ModuleNotFoundError) as plain:
+            import mindspore.dataset.vision.c_transforms  # noqa: F401
+        with pytest.raises(ModuleNotFoundError) as from_form:
+            from mindspore.dataset.vision import c_transforms  # noqa: F401
+    assert str(plain.value) == str(from_form.value) == message
+
+
 def test_c_transforms_give_what_they_gave_in_mindspore_1() -> None:
     rgb = (200, 100, 50)
     with legacy_imports():
