@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from msq.launcher import run_script, serve, status
+from msq.launcher import check, run_script, serve, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,11 +17,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     run_script.add_parser(commands)
     status.add_parser(commands)
+    check.add_parser(commands)
     return parser
 
 
 #: What runs each subcommand.
-COMMANDS = {"serve": serve.run, "run": run_script.run, "status": status.run}
+COMMANDS = {
+    "serve": serve.run,
+    "run": run_script.run,
+    "status": status.run,
+    "check": check.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ from msq.launcher.ms_checks import (
     check_int_tuple,
     check_str,
 )
-from msq.launcher.settings import DEC_MODES, TLS, Deployment, Servable
+from msq.launcher.settings import TLS, Deployment, Servable
 from msq.launcher.supervisor import Child, Supervisor
 from msq.process import on_stop_signals
 
@@ -68,6 +68,8 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 DEVICE_TYPES = ("ascend", "gpu", "cpu")
 DEC_KEY_LENGTHS = (16, 24, 32)
+#: The decryption modes MindSpore Serving's `ServableStartConfig` accepts.
+MS_SERVING_DEC_MODES = ("AES-GCM", "AES-CBC")
 
 
 class SSLConfig:
@@ -129,7 +131,7 @@ class ServableStartConfig:
                     f"Parameter 'dec_key' length {len(dec_key)} expected to be 16, 24 or 32"
                 )
         check_str("dec_mode", dec_mode)
-        if dec_mode not in DEC_MODES:
+        if dec_mode not in MS_SERVING_DEC_MODES:
             raise RuntimeError("Parameter 'dec_mode' expected to be 'AES-GCM' or 'AES-CBC'")
         ids = check_int_tuple("device_ids", [] if device_ids is None else device_ids, 0)
         if device_type is not None:

@@ -71,6 +71,7 @@ def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -
             "--broker", deployment.broker.backend,
             "--workers-on-host", str(on_host),
             *decryption,
+            *(["--legacy-imports"] if servable.legacy_imports else []),
             *log_options(deployment.log),
         ]  # fmt: skip
         labels = {"kind": "worker", "servable": servable.name}

@@ -55,7 +55,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     option("--device", "devices", str, "devices: cpu, cpu:0,1, gpu:0,1 or ascend:0-7 (default cpu)")
     option("--workers", "workers_per_device", int, "workers per device (default 1)")
     option("--dec-key-file", "dec_key_file", Path, "file holding the MindIR decryption key")
-    option("--dec-mode", "dec_mode", str, "AES-GCM (default) or AES-CBC")
+    option("--dec-mode", "dec_mode", str, "AES-GCM (default), AES-CBC or SM4-CBC")
+    option("--legacy-imports", "legacy_imports", None,
+           "workers map removed MindSpore 1.x modules and Pillow constants")  # fmt: skip
     option("--broker-frontend", "broker.frontend", str, "endpoint gateways connect to")
     option("--broker-backend", "broker.backend", str, "endpoint workers connect to")
     option("--max-message-mb", "broker.max_message_mb", int, "largest broker message (MB)")
@@ -110,7 +112,7 @@ def settings_from(args: argparse.Namespace) -> Deployment:
     document = config_file.read(args.config) if args.config else {}
     given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS and v is not None}
     servables = given.pop("servables", None)
-    keys = {"dec_key_file", "dec_mode"}
+    keys = {"dec_key_file", "dec_mode", "legacy_imports"}
     per_servable = {key: given.pop(key) for key in keys & given.keys()}
     merged = config_file.overlay(document, given)
     if servables is not None:

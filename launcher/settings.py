@@ -25,9 +25,9 @@ from msq.process import LOG_FORMATS, LOG_LEVELS
 from msq.proto import transport
 from msq.proto.batching import BatchingError, read_settings
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
+from msq.workers.decryption import DEC_MODES, DEFAULT_DEC_MODE
 
 _BROKER = BrokerSettings()
-DEC_MODES = ("AES-GCM", "AES-CBC")
 _DEVICES = re.compile(r"(cpu|gpu|ascend)(?::(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*))?", re.IGNORECASE)
 
 
@@ -96,14 +96,16 @@ class Servable:
     workers_per_device: int | None = _bounded(None, 1)
     extra_workers: int = _bounded(0, 0)
     dec_key_file: Path | None = None
-    dec_mode: str = "AES-GCM"
+    dec_mode: str = DEFAULT_DEC_MODE
+    #: Workers map removed MindSpore 1.x modules and Pillow constants (`msq.workers.legacy`).
+    legacy_imports: bool = False
 
     def __post_init__(self) -> None:
         if self.devices is not None:
             _check_devices(self.devices)
         if self.dec_mode not in DEC_MODES:
             raise SettingsError(
-                f"dec_mode: must be {' or '.join(DEC_MODES)}, not {self.dec_mode!r}"
+                f"dec_mode: must be one of {', '.join(DEC_MODES)}, not {self.dec_mode!r}"
             )
 
     def worker_devices(self) -> list[str]:

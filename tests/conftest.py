@@ -14,6 +14,7 @@ import pytest
 from tests.gateways.grpc_processes import GrpcStack, start_grpc_stack
 from tests.gateways.rest_stack import RestStack, start_rest_stack
 from tests.processes import EXAMPLES, Cluster, start_cluster
+from tests.workers.support import OldServables, export_old_servables
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +39,13 @@ def rest_stack() -> Iterator[RestStack]:
     stack = start_rest_stack()
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def old_servables(tmp_path_factory: pytest.TempPathFactory) -> OldServables:
+    """Servables written for MindSpore Serving 1.x (resnet1x, lenet1x) and an encrypted one
+    (secret), with their models and key file."""
+    return export_old_servables(tmp_path_factory.mktemp("old"))
 
 
 @pytest.fixture

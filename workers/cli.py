@@ -1,7 +1,8 @@
 """`msq-worker`: serve one servable version on one device for a broker.
 
     msq-worker --device cpu --servable-dir DIR --servable NAME[:VERSION] \\
-        --broker tcp://127.0.0.1:5601 [--threads N] [--capacity N] [--max-batch-size N]
+        --broker tcp://127.0.0.1:5601 [--threads N] [--capacity N] [--max-batch-size N] \\
+        [--dec-key-file PATH [--dec-mode AES-GCM|AES-CBC|SM4-CBC]] [--legacy-imports]
 
 Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once registered.
 """
@@ -12,6 +13,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -20,7 +22,17 @@ from msq.process import add_log_level, announce_ready, on_stop_signals, setup_lo
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND
 from msq.tracing import setup_tracing
+from msq.workers.decryption import (
+    DEC_MODES,
+    DEFAULT_DEC_MODE,
+    Decryption,
+    KeyFileError,
+    read_key_file,
+)
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
+
+if TYPE_CHECKING:
+    from msq.workers.servable import LoadedServable
 
 
 def _servable(text: str) -> tuple[str, int]:
@@ -104,6 +116,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_positive,
         help="largest batch for dynamic-batch models (overrides the servable)",
     )
+    parser.add_argument(
+        "--dec-key-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the raw key (16, 24 or 32 bytes; mode 600) of encrypted model files",
+    )
+    parser.add_argument(
+        "--dec-mode",
+        choices=DEC_MODES,
+        default=DEFAULT_DEC_MODE,
+        help="how the model files were encrypted (default %(default)s)",
+    )
+    parser.add_argument(
+        "--legacy-imports",
+        action="store_true",
+        help="map the MindSpore 1.x dataset modules (c_transforms, py_transforms) and the "
+        "PIL.Image constants removed in Pillow 10 to their current equivalents",
+    )
     add_metrics_options(parser)
     add_log_level(parser, default="WARNING")
     return parser.parse_args(argv)
@@ -116,24 +146,41 @@ def main(argv: list[str] | None = None) -> int:
     setup_tracing("msq-worker", args.tracing)
     try:
         _check_endpoint(args.broker)
-    except ValueError as exc:
+        decryption: Decryption | None = None
+        if args.dec_key_file is not None:
+            decryption = read_key_file(args.dec_key_file, args.dec_mode)
+    except (ValueError, KeyFileError) as exc:
         print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
         return 1
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
     from msq.workers.definition import ServableLoadError  # noqa: PLC0415
     from msq.workers.device import configure_mindspore  # noqa: PLC0415
-    from msq.workers.loop import WorkerLoop  # noqa: PLC0415
+    from msq.workers.legacy import legacy_imports  # noqa: PLC0415
     from msq.workers.servable import load_servable  # noqa: PLC0415
 
     name, version = args.servable
-    try:
-        configure_mindspore(args.device, args.threads or default_threads(args.workers_on_host))
-        servable = load_servable(
-            args.servable_dir, name, version, max_batch_size=args.max_batch_size
-        )
-    except (DeviceError, ServableLoadError) as exc:
-        print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
-        return 1
+    # On while serving: Python stages use the removed names per request.
+    with legacy_imports(enabled=args.legacy_imports):
+        try:
+            configure_mindspore(args.device, args.threads or default_threads(args.workers_on_host))
+            servable = load_servable(
+                args.servable_dir,
+                name,
+                version,
+                max_batch_size=args.max_batch_size,
+                decryption=decryption,
+            )
+        except (DeviceError, ServableLoadError) as exc:
+            print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
+            return 1
+        serve(args, servable)
+    return 0
+
+
+def serve(args: argparse.Namespace, servable: LoadedServable) -> None:
+    """Register `servable` with the broker and run its jobs until SIGTERM or SIGINT."""
+    from msq.workers.loop import WorkerLoop  # noqa: PLC0415
+
     ready = Ready(
         servable.name,
         servable.version,
@@ -165,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
         address = start_exporter(args)
     on_stop_signals(loop.stop)
     loop.run()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """MindIR models on a device: loading, input checks, batching with padding, and warm-up.
+Encrypted model files are decrypted by MindSpore itself with the servable's `Decryption`.
 
 Each declared model (one file per subgraph) becomes a `LoadedModel`. Its batch geometry comes
 from the graph's input shapes (`msq.workers.geometry`): a dynamic batch dim (-1) runs the
@@ -20,10 +21,12 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from mindspore import nn
 from mindspore.train import mind_ir_pb2
+from mindspore.train.serialization import _decrypt
 
 from msq.proto.codec import numeric_name
 from msq.proto.errors import ErrorKind
 from msq.proto.validation import input_mismatch
+from msq.workers.decryption import Decryption
 from msq.workers.definition import Model, ServableLoadError
 from msq.workers.geometry import InputSpec, Shape, batch_geometry
 from msq.workers.values import InstanceError, Value
@@ -63,27 +66,62 @@ def _merge(first: Shape, other: Shape) -> Shape:
     return tuple(a if a == b else -1 for a, b in zip(first, other, strict=True))
 
 
+class ModelDecryptionError(ServableLoadError):
+    """An encrypted model file without its key, or with another key or mode."""
+
+
+def _load_failure(path: Path, exc: Exception, decryption: Decryption | None) -> ServableLoadError:
+    """Why a model file did not load, in words (not MindSpore's, about its own arguments)."""
+    if decryption is not None:
+        return ModelDecryptionError(
+            f"cannot decrypt model file {path} with the given key in {decryption.mode} mode: "
+            "the key or mode differs from the export's, or the file is not encrypted or damaged"
+        )
+    if "may be encrypted" in str(exc):  # MindSpore's words for a file it sees is encrypted
+        return ModelDecryptionError(
+            f"cannot load model file {path}: it is encrypted; give its key with --dec-key-file "
+            "(and --dec-mode unless AES-GCM)"
+        )
+    return ServableLoadError(f"cannot load model file {path}: {exc}")
+
+
 class LoadedModel:
     """A declared model loaded on the current device (one graph per subgraph file)."""
 
-    def __init__(self, model: Model, version_dir: Path, dynamic_sizes: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        model: Model,
+        version_dir: Path,
+        dynamic_sizes: tuple[int, ...],
+        decryption: Decryption | None = None,
+    ) -> None:
         self.model = model
-        self.subgraphs = [self._load(version_dir / name, dynamic_sizes) for name in model.files]
+        self.subgraphs = [
+            self._load(version_dir / name, dynamic_sizes, decryption) for name in model.files
+        ]
 
     @property
     def key(self) -> str:
         """The model's name in messages."""
         return self.model.model_key
 
-    def _load(self, path: Path, dynamic_sizes: tuple[int, ...]) -> Subgraph:
+    def _load(
+        self, path: Path, dynamic_sizes: tuple[int, ...], decryption: Decryption | None
+    ) -> Subgraph:
         if not path.is_file():
             raise ServableLoadError(f"model file {path} does not exist")
+        proto = mind_ir_pb2.ModelProto()
         try:
-            proto = mind_ir_pb2.ModelProto()
-            proto.ParseFromString(path.read_bytes())
-            cell = nn.GraphCell(ms.load(str(path)))
+            if decryption is None:
+                cell = nn.GraphCell(ms.load(str(path)))
+                proto.ParseFromString(path.read_bytes())
+            else:
+                keys = {"dec_key": decryption.key, "dec_mode": decryption.mode}
+                cell = nn.GraphCell(ms.load(str(path), **keys))
+                proto.ParseFromString(_decrypt(str(path), decryption.key, len(decryption.key),
+                                               decryption.mode))  # fmt: skip
         except (RuntimeError, ValueError, OSError, DecodeError) as exc:
-            raise ServableLoadError(f"cannot load model file {path}: {exc}") from exc
+            raise _load_failure(path, exc, decryption) from exc
         dims = [self._input(path, k, value) for k, value in enumerate(proto.graph.input)]
         geometry = batch_geometry(
             path.name,

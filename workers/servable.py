@@ -20,6 +20,7 @@ from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result
 from msq.workers.batching import resolve
 from msq.workers.compat import mindspore_serving_alias
+from msq.workers.decryption import Decryption
 from msq.workers.definition import (
     MethodDef,
     Model,
@@ -37,16 +38,18 @@ CONFIG_FILE = "servable_config.py"
 logger = logging.getLogger(__name__)
 
 
+def is_version_folder(folder: Path) -> bool:
+    """Whether `folder` is a version folder: 1, 2, ... (no sign, no leading zeros)."""
+    name = folder.name
+    return folder.is_dir() and name.isdigit() and name == str(int(name)) != "0"
+
+
 def find_version(servable_dir: Path, name: str, version: int = 0) -> int:
     """The version folder to load: `version`, or the newest when it is 0."""
     folder = servable_dir / name
     if not folder.is_dir():
         raise ServableLoadError(f"servable directory {folder} does not exist")
-    versions = sorted(
-        int(entry.name)
-        for entry in folder.iterdir()
-        if entry.is_dir() and entry.name.isdigit() and entry.name == str(int(entry.name)) != "0"
-    )
+    versions = sorted(int(entry.name) for entry in folder.iterdir() if is_version_folder(entry))
     if not versions:
         raise ServableLoadError(f"servable {name} has no version folders (1, 2, ...) in {folder}")
     if version == 0:
@@ -115,18 +118,34 @@ class LoadedServable:
 
 
 def load_servable(
-    servable_dir: Path, name: str, version: int = 0, *, max_batch_size: int | None = None
+    servable_dir: Path,
+    name: str,
+    version: int = 0,
+    *,
+    max_batch_size: int | None = None,
+    decryption: Decryption | None = None,
 ) -> LoadedServable:
     """Import the servable's config, load and warm up its models on the current device.
 
-    `max_batch_size` overrides the config's batch sizes (`--max-batch-size`).
+    `max_batch_size` overrides the config's batch sizes (`--max-batch-size`); `decryption`
+    decrypts encrypted model files (`--dec-key-file`).
     """
     number = find_version(servable_dir, name, version)
     definition = import_config(servable_dir, name)
+    return load_version(definition, servable_dir / name / str(number), max_batch_size, decryption)
+
+
+def load_version(
+    definition: ServableDef,
+    version_dir: Path,
+    max_batch_size: int | None = None,
+    decryption: Decryption | None = None,
+) -> LoadedServable:
+    """Load and warm up the models of an imported servable from one version folder."""
     settings = resolve(definition.batching, max_batch_size)
     models: dict[int, LoadedModel] = {}
     for model in definition.models:
-        loaded = LoadedModel(model, servable_dir / name / str(number), settings.dynamic_sizes)
+        loaded = LoadedModel(model, version_dir, settings.dynamic_sizes, decryption)
         loaded.warm_up()
         model.runner = loaded
         models[id(model)] = loaded
@@ -134,8 +153,8 @@ def load_servable(
     for method in methods:
         _check_model_stages(method, models)
     return LoadedServable(
-        name,
-        number,
+        definition.name,
+        int(version_dir.name),
         {method.name: MethodRunner(method, models) for method in methods},
         tuple(method_signature(method, models, settings) for method in methods),
     )

@@ -46,6 +46,12 @@ def test_each_device_gets_its_workers(tmp_path: Path) -> None:
     assert {option(w.command, "--servable") for w in workers} == {"add:2"}
 
 
+def test_legacy_imports_go_to_every_worker_and_only_when_asked(tmp_path: Path) -> None:
+    workers = [c for c in commands(tmp_path, "--legacy-imports") if c[0] == "msq-worker"]
+    assert [c.count("--legacy-imports") for c in workers] == [1, 1]
+    assert all("--legacy-imports" not in c for c in commands(tmp_path))
+
+
 def test_gateways_can_be_left_out(tmp_path: Path) -> None:
     planned = commands(tmp_path, "--servable", "add", "--no-rest")
     assert [command[0] for command in planned] == ["msq-broker", "msq-worker", "msq-grpc-gateway"]

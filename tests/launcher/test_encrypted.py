@@ -1,9 +1,5 @@
 """An encrypted MindIR started through MindSpore Serving's API (`dec_key`, `dec_mode`): it
-serves with the key, fails clearly without it, and the key is in no process's command line.
-
-The workers' side (`msq-worker --dec-key-file --dec-mode`) lands in another branch of issue 14:
-until it is merged these tests are skipped.
-"""
+serves with the key, fails clearly without it, and the key is in no process's command line."""
 
 from __future__ import annotations
 
@@ -34,17 +30,6 @@ config = server.ServableStartConfig(servable_dir, "enc_add", device_type="CPU", 
 server.start_servables(config)
 server.start_grpc_server(grpc_address)
 """
-
-
-def workers_decrypt() -> bool:
-    worker = Path(sys.executable).with_name("msq-worker")
-    help_text = subprocess.run([worker, "--help"], capture_output=True, text=True, check=True)
-    return "--dec-key-file" in help_text.stdout
-
-
-pytestmark = pytest.mark.skipif(
-    not workers_decrypt(), reason="msq-worker --dec-key-file is not merged yet (issue 14, item 2)"
-)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,7 @@ devices = "cpu:0,1"
 workers_per_device = 1
 extra_workers = 0
 dec_mode = "AES-GCM"
+legacy_imports = false
 """
 
 
@@ -161,7 +162,7 @@ def test_workers_per_device_then_extra_workers_round_robin() -> None:
         ),
         (
             {"servables": [{"name": "a", "dec_mode": "AES"}]},
-            "servables[0].dec_mode: must be AES-GCM or AES-CBC, not 'AES'",
+            "servables[0].dec_mode: must be one of AES-GCM, AES-CBC, SM4-CBC, not 'AES'",
         ),
         (
             {"servables": [{"name": "a", "devices": "cpu:1,1"}]},

@@ -1,9 +1,12 @@
 """Export the tiny MindIR models of the worker tests' servables.
 
     python tests/workers/export_models.py OUT_DIR
+    python tests/workers/export_models.py --old OUT_DIR KEY_FILE
 
-writes `OUT_DIR/pipes/1/*.mindir` and `OUT_DIR/legacy/1/tensor_add.mindir`. Run it as a
-script: MindSpore compiles networks from source files, not from `python -c`.
+writes `OUT_DIR/pipes/1/*.mindir` and `OUT_DIR/legacy/1/tensor_add.mindir`; with `--old`, the
+models of `old_servables/` (`resnet1x`, `lenet1x`, and `secret`'s encrypted with the AES-GCM key
+in KEY_FILE). Run it as a script: MindSpore compiles networks from source files, not from
+`python -c`.
 """
 
 from __future__ import annotations
@@ -58,9 +61,23 @@ class SumDiff(nn.Cell):
         return x1 + x2, x1 - x2
 
 
-def _export(net: nn.Cell, path: Path, *inputs: ms.Tensor) -> None:
+class ChannelMean(nn.Cell):
+    """[N, C, H, W] -> [N, C]: the mean of each channel."""
+
+    def construct(self, x: ms.Tensor) -> ms.Tensor:
+        return x.mean(axis=(2, 3))
+
+
+class Mean(nn.Cell):
+    """[N, H, W] -> [N]: the mean of each instance."""
+
+    def construct(self, x: ms.Tensor) -> ms.Tensor:
+        return x.mean(axis=(1, 2))
+
+
+def _export(net: nn.Cell, path: Path, *inputs: ms.Tensor, **encryption: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    ms.export(net, *inputs, file_name=str(path.with_suffix("")), file_format="MINDIR")
+    ms.export(net, *inputs, file_name=str(path.with_suffix("")), file_format="MINDIR", **encryption)
 
 
 def export_all(out_dir: Path) -> None:
@@ -85,5 +102,20 @@ def export_all(out_dir: Path) -> None:
     _export(Add(), out_dir / "legacy" / "1" / "tensor_add.mindir", static_2x2, static_2x2)
 
 
+def export_old(out_dir: Path, key_file: Path) -> None:
+    """Write the models of the MindSpore Serving-era servables (`old_servables/`)."""
+    f32 = ms.float32
+    _export(ChannelMean(), out_dir / "resnet1x" / "1" / "channel_mean.mindir",
+            ms.Tensor(shape=[None, 3, 8, 8], dtype=f32))  # fmt: skip
+    _export(Mean(), out_dir / "lenet1x" / "1" / "mean.mindir",
+            ms.Tensor(shape=[None, 8, 8], dtype=f32))  # fmt: skip
+    dynamic_2x2 = ms.Tensor(shape=[None, 2, 2], dtype=f32)
+    _export(Add(), out_dir / "secret" / "1" / "tensor_add.mindir", dynamic_2x2, dynamic_2x2,
+            enc_key=key_file.read_bytes(), enc_mode="AES-GCM")  # fmt: skip
+
+
 if __name__ == "__main__":
-    export_all(Path(sys.argv[1]))
+    if sys.argv[1] == "--old":
+        export_old(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        export_all(Path(sys.argv[1]))
