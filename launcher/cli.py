@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from msq.launcher import status
+from msq.launcher.control import ModelController, add_control_options, worker_plan
+from msq.launcher.control_link import ControlLink
 from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.supervisor import Child, Supervisor
 from msq.metrics import DEFAULT_METRICS_HOST
@@ -75,21 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the metrics targets as a Prometheus file-SD JSON file",
     )
+    add_control_options(serve)
     add_log_level(serve)
     status.add_parser(commands)
     return parser  # fmt: skip
 
 
-def find_servables(servable_dir: Path) -> list[str]:
-    """Every sub-directory of `servable_dir` holding a servable_config.py."""
-    return sorted(p.parent.name for p in servable_dir.glob("*/servable_config.py"))
-
-
 def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child]]:
     """The broker, the workers and the gateways `msq serve` starts for these options."""
-    servables = args.servable or find_servables(args.servable_dir)
-    if not servables:
-        raise ValueError(f"no servable (a folder with servable_config.py) in {args.servable_dir}")
     log_level = log_options(args)
     broker = Child(
         "broker",
@@ -97,29 +92,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
          *log_level],
         {"kind": "broker"},
     )  # fmt: skip
-    workers_on_host = str(len(servables) * args.workers)
-    workers = [
-        Child(
-            f"worker {servable} #{index}",
-            [
-                "msq-worker",
-                "--device",
-                args.device,
-                "--servable-dir",
-                str(args.servable_dir),
-                "--servable",
-                servable,
-                "--broker",
-                args.broker_backend,
-                "--workers-on-host",
-                workers_on_host,
-                *log_level,
-            ],
-            {"kind": "worker", "servable": servable},
-        )
-        for servable in servables
-        for index in range(1, args.workers + 1)
-    ]
+    _, _, workers = worker_plan(args, log_level)
     gateways = []
     if not args.no_grpc:
         gateways.append(
@@ -178,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             write_file_sd(args.metrics_sd_file, targets)
     supervisor = Supervisor()
     on_stop_signals(supervisor.stop)
+    settings, template, _ = worker_plan(args, log_options(args))
+    controller = ModelController(
+        supervisor, settings, template, stages[1], start_timeout_s=START_TIMEOUT_S
+    )
+    control = ControlLink(controller, args.broker_frontend)
     try:
         for stage in stages:
             supervisor.start(*stage, timeout_s=START_TIMEOUT_S)
@@ -185,9 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.error("start-up failed: %s", exc)
         supervisor.shutdown()
         return 1
+    control.start()
     print(_banner(args, targets), file=sys.stderr, flush=True)
     supervisor.watch()
     logging.info("stopping")
+    control.stop()
     supervisor.shutdown()
     return 0
 

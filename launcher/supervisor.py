@@ -1,5 +1,8 @@
 """Child-process supervision for `msq serve`: start, watch, restart with back-off, stop.
 
+Children may be added and removed while `watch()` runs (the model controller starts and stops
+workers as versions come and go, from its own thread); a removed child is never restarted.
+
 Each child's stderr is relayed line by line with its name in front; a child counts as started
 when it prints its "ready" line. Children get SIGTERM if the launcher itself dies (Linux
 parent-death signal), so nothing is left behind even after a SIGKILL of the launcher.
@@ -59,6 +62,8 @@ class Child:
     started_at: float = 0.0
     backoff_s: float = MIN_BACKOFF_S
     restart_at: float | None = None
+    #: The last line the process wrote on stderr (a worker's start-up error, say).
+    last_line: str = ""
 
     def start(self) -> None:
         self.ready.clear()
@@ -79,6 +84,7 @@ class Child:
             line = raw.decode("utf-8", "replace").rstrip()
             if is_ready_line(line):
                 self.ready.set()
+            self.last_line = line
             sys.stderr.write(f"[{self.name}] {line}\n")
             sys.stderr.flush()
 
@@ -93,12 +99,33 @@ class Supervisor:
     def __init__(self) -> None:
         self.children: list[Child] = []
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
 
     def start(self, *children: Child, timeout_s: float) -> None:
         """Start children in parallel and wait until each has said it is ready."""
-        for child in children:
-            self.children.append(child)
-            child.start()
+        self.add(*children)
+        self.wait_ready(*children, timeout_s=timeout_s)
+
+    def add(self, *children: Child) -> None:
+        """Start children and supervise them from now on (without waiting for them)."""
+        with self._lock:
+            for child in children:
+                self.children.append(child)
+                child.start()
+
+    def remove(self, child: Child, grace_s: float) -> None:
+        """Stop supervising `child`, SIGTERM it and wait up to `grace_s` for it to exit (a
+        worker drains first), then SIGKILL it."""
+        with self._lock:
+            if child in self.children:
+                self.children.remove(child)
+            child.restart_at = None
+        if child.alive and child.process is not None:
+            _terminate([child.process], grace_s)
+
+    def wait_ready(self, *children: Child, timeout_s: float) -> None:
+        """Wait until each child has said it is ready; RuntimeError when one exits first, or
+        does not get ready in time."""
         deadline = time.monotonic() + timeout_s
         for child in children:
             while not child.ready.wait(0.1):
@@ -114,8 +141,9 @@ class Supervisor:
         """Until `stop()`: report children that die and restart them with back-off."""
         while not self._stopping.wait(0.2):
             now = time.monotonic()
-            for child in self.children:
-                self._check(child, now)
+            with self._lock:
+                for child in self.children:
+                    self._check(child, now)
 
     def _check(self, child: Child, now: float) -> None:
         if child.restart_at is not None:
@@ -144,13 +172,19 @@ class Supervisor:
     def shutdown(self, grace_s: float = 10.0) -> None:
         """SIGTERM every child (gateways first, broker last), then SIGKILL what remains."""
         self._stopping.set()
-        running = [c.process for c in reversed(self.children) if c.alive and c.process]
-        for process in running:
-            process.terminate()
-        deadline = time.monotonic() + grace_s
-        for process in running:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with self._lock:
+            running = [c.process for c in reversed(self.children) if c.alive and c.process]
+        _terminate(running, grace_s)
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM the processes, wait up to `grace_s` for all of them, SIGKILL what remains."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -25,8 +25,14 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
     assert "--metrics-port" not in children[4].command  # REST: /metrics on its own address
     assert file_sd(targets) == [
         {"targets": ["127.0.0.1:9100"], "labels": {"kind": "broker"}},
-        {"targets": ["127.0.0.1:9101"], "labels": {"kind": "worker", "servable": "add"}},
-        {"targets": ["127.0.0.1:9102"], "labels": {"kind": "worker", "servable": "add"}},
+        {
+            "targets": ["127.0.0.1:9101"],
+            "labels": {"kind": "worker", "servable": "add", "version": "1"},
+        },
+        {
+            "targets": ["127.0.0.1:9102"],
+            "labels": {"kind": "worker", "servable": "add", "version": "1"},
+        },
         {"targets": ["127.0.0.1:9103"], "labels": {"kind": "grpc"}},
         {"targets": ["0.0.0.0:1600"], "labels": {"kind": "rest"}},
     ]

@@ -1,0 +1,366 @@
+"""Model control for `msq serve`: which servable versions run, and changing that while serving.
+
+Triton's model control modes (`--model-control`):
+- `none`: the versions the version policy picks at start-up are served until the end.
+- `poll`: the servable directory is scanned every `--repository-poll-secs`; a new version
+  folder gets its workers started (loaded, warmed up, registered: only then does version 0
+  move to it), and a version that leaves the policy (its folder removed, or a newer one
+  arrived) has its workers stopped gracefully: each drains (`Drain`, see docs/protocol.md),
+  then exits. A new version starts before an old one stops, so no request fails.
+- `explicit`: only the servables named by `--load-model` start; the V2 repository API loads and
+  unloads servables (all versions its policy picks).
+
+The controller answers the repository commands the broker relays from the gateways
+(`msq.launcher.control_link`); the index lists every servable of the directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from msq.launcher.repository import Policies, VersionPolicy, scan, signature
+from msq.launcher.supervisor import Child, Supervisor
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import RepositoryModel
+
+log = logging.getLogger(__name__)
+
+#: Seconds a worker may take to drain and exit before it is killed.
+DRAIN_TIMEOUT_S = 60.0
+#: Triton's answer to a load or unload when the model control mode is not explicit.
+NOT_EXPLICIT = "explicit model load / unload is not allowed if polling is enabled"
+
+
+class ControlMode(enum.StrEnum):
+    """Triton's model control modes."""
+
+    NONE = "none"
+    POLL = "poll"
+    EXPLICIT = "explicit"
+
+
+def add_control_options(parser: argparse.ArgumentParser) -> None:
+    """`--model-control`, `--repository-poll-secs`, `--load-model` and `--version-policy`."""
+    parser.add_argument(
+        "--model-control",
+        type=ControlMode,
+        choices=list(ControlMode),
+        default=ControlMode.NONE,
+        help="none: serve what is there at start; poll: follow the servable directory's "
+        "version folders; explicit: load and unload through the V2 repository API "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--repository-poll-secs",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how often poll mode scans the servable directory (default %(default)s)",
+    )
+    parser.add_argument(
+        "--load-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="explicit mode: a servable to load at start (repeatable)",
+    )
+    parser.add_argument(
+        "--version-policy",
+        action="append",
+        default=[],
+        metavar="[NAME=]POLICY",
+        help="versions to serve: latest (default), latest:N, all or specific:V[,V...]; "
+        "NAME= for one servable (repeatable)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTemplate:
+    """How the workers of one servable version are started."""
+
+    servable_dir: Path
+    broker: str
+    device: str = "cpu"
+    workers: int = 1
+    workers_on_host: int = 1
+    options: tuple[str, ...] = ()
+
+    def children(self, servable: str, version: int) -> list[Child]:
+        """The workers of `servable` at `version`."""
+        command = [
+            "msq-worker", "--device", self.device, "--servable-dir", str(self.servable_dir),
+            "--servable", f"{servable}:{version}", "--broker", self.broker,
+            "--workers-on-host", str(self.workers_on_host), *self.options,
+        ]  # fmt: skip
+        labels = {"kind": "worker", "servable": servable, "version": str(version)}
+        return [
+            Child(f"worker {servable}:{version} #{index}", list(command), dict(labels))
+            for index in range(1, self.workers + 1)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    """What the controller serves and how it follows the servable directory."""
+
+    servable_dir: Path
+    mode: ControlMode = ControlMode.NONE
+    policies: Policies = field(default_factory=Policies)
+    #: The servables to serve (empty: every servable of the directory).
+    servables: tuple[str, ...] = ()
+    #: Explicit mode: the servables loaded at start.
+    load: tuple[str, ...] = ()
+    poll_s: float = 15.0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ControlSettings:
+        """From `msq serve`'s options; `--servable NAME:VERSION` serves that version only."""
+        policies = Policies.parse(args.version_policy)
+        names = []
+        for item in args.servable:
+            name, _, version = item.partition(":")
+            names.append(name)
+            if version:
+                policies.by_servable[name] = VersionPolicy.parse(f"specific:{version}")
+        return cls(
+            args.servable_dir, args.model_control, policies, tuple(names),
+            tuple(args.load_model), args.repository_poll_secs,
+        )  # fmt: skip
+
+    def wanted(self, found: dict[str, list[int]], loaded: set[str]) -> dict[str, list[int]]:
+        """The versions to serve of each servable found (or `loaded`, in explicit mode)."""
+        names = loaded if self.mode is ControlMode.EXPLICIT else set(self.servables or found)
+        return {
+            name: self.policies.of(name).select(versions)
+            for name, versions in found.items()
+            if name in names
+        }
+
+    def initial(self) -> dict[str, list[int]]:
+        """What to serve at start; ValueError when a named servable is missing."""
+        found = scan(self.servable_dir)
+        named = self.servables if self.mode is not ControlMode.EXPLICIT else self.load
+        missing = sorted(set(named) - set(found))
+        if missing:
+            raise ValueError(f"no servable {', '.join(missing)} in {self.servable_dir}")
+        if not found and self.mode is not ControlMode.EXPLICIT:
+            raise ValueError(
+                f"no servable (a folder with servable_config.py) in {self.servable_dir}"
+            )
+        return self.wanted(found, set(self.load))
+
+
+def worker_plan(
+    args: argparse.Namespace, options: list[str]
+) -> tuple[ControlSettings, WorkerTemplate, list[Child]]:
+    """`msq serve`'s model control settings, worker template and the workers to start with
+    (`options` go to every worker); ValueError when there is nothing to serve."""
+    settings = ControlSettings.from_args(args)
+    initial = settings.initial()
+    template = WorkerTemplate(
+        args.servable_dir, args.broker_backend, args.device, args.workers,
+        max(1, sum(map(len, initial.values())) * args.workers), tuple(options),
+    )  # fmt: skip
+    workers = [
+        child
+        for name, versions in initial.items()
+        for version in versions
+        for child in template.children(name, version)
+    ]
+    return settings, template, workers
+
+
+@dataclass(eq=False)
+class Served:
+    """The workers of one servable version; `unloading` once they drain."""
+
+    children: list[Child]
+    unloading: bool = False
+
+    @property
+    def state(self) -> tuple[str, str]:
+        """Its repository state and reason."""
+        if self.unloading:
+            return "UNAVAILABLE", "unloading"
+        return ("READY", "") if all(c.ready.is_set() for c in self.children) else ("LOADING", "")
+
+
+class ModelController:
+    """Starts and stops the workers of servable versions under a `Supervisor`."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        settings: ControlSettings,
+        template: WorkerTemplate,
+        workers: list[Child],
+        *,
+        start_timeout_s: float,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    ) -> None:
+        """`workers` are those started already (labelled with their servable and version)."""
+        self.supervisor = supervisor
+        self.settings = settings
+        self.template = template
+        self.start_timeout_s = start_timeout_s
+        self.drain_timeout_s = drain_timeout_s
+        self.served: dict[tuple[str, int], Served] = {}
+        for child in workers:
+            key = (child.labels["servable"], int(child.labels["version"]))
+            self.served.setdefault(key, Served([])).children.append(child)
+        self.loaded = {name for name, _ in self.served} | set(settings.load)
+        #: Versions whose workers failed to start: why, and the folder signature then.
+        self.failed: dict[tuple[str, int], tuple[str, str]] = {}
+        #: Poll mode: each version folder's signature at the last poll.
+        self._seen: dict[tuple[str, int], str] = {}
+        self._lock = threading.Lock()
+        self._busy: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    # ------------------------------------------------------------------ repository commands
+
+    def index(self) -> list[RepositoryModel]:
+        """Every servable of the directory and every served version, with its state."""
+        with self._lock:
+            served = {key: entry.state for key, entry in self.served.items()}
+            failed = dict(self.failed)
+        names = sorted(set(scan(self.settings.servable_dir)) | {name for name, _ in served})
+        models = []
+        for name in names:
+            versions = sorted({v for n, v in [*served, *failed] if n == name})
+            for version in versions:
+                known = served.get((name, version))
+                state, reason = known or ("UNAVAILABLE", failed[name, version][0])
+                models.append(RepositoryModel(name, str(version), state, reason))
+            if not versions:
+                models.append(RepositoryModel(name, "", "UNAVAILABLE", "unloaded"))
+        return models
+
+    def load(self, name: str) -> Failure | None:
+        """Explicit mode: serve the versions of `name` its policy picks, once they are ready."""
+        if self.settings.mode is not ControlMode.EXPLICIT:
+            return Failure(ErrorKind.WORKER_UNAVAILABLE, NOT_EXPLICIT)
+        found = scan(self.settings.servable_dir)
+        if name not in found:
+            return Failure(
+                ErrorKind.NOT_FOUND, f"failed to load '{name}': no servable '{name}' in the "
+                "model repository",
+            )  # fmt: skip
+        versions = self.settings.policies.of(name).select(found[name])
+        if not versions:
+            return Failure(
+                ErrorKind.NOT_FOUND, f"failed to load '{name}': no version folder matches its "
+                f"version policy {self.settings.policies.of(name)} (found: {found[name]})",
+            )  # fmt: skip
+        with self._lock:
+            self.loaded.add(name)
+        return self.apply(name, versions, retry=True)
+
+    def unload(self, name: str) -> Failure | None:
+        """Explicit mode: stop serving `name` (its workers drain first)."""
+        if self.settings.mode is not ControlMode.EXPLICIT:
+            return Failure(ErrorKind.WORKER_UNAVAILABLE, NOT_EXPLICIT)
+        with self._lock:
+            known = name in self.loaded or any(n == name for n, _ in self.served)
+            self.loaded.discard(name)
+        if not known and name not in scan(self.settings.servable_dir):
+            return Failure(
+                ErrorKind.NOT_FOUND, f"failed to unload '{name}': no servable '{name}' in the "
+                "model repository",
+            )  # fmt: skip
+        return self.apply(name, [])
+
+    # ------------------------------------------------------------------ changes
+
+    def poll(self, spawn: Callable[[Callable[[], object]], None]) -> None:
+        """Poll mode: apply the directory's changes, each servable's in `spawn` (a thread) unless
+        a change of that servable is under way."""
+        found = self._settled(scan(self.settings.servable_dir))
+        wanted = self.settings.wanted(found, set())
+        with self._lock:
+            names = set(wanted) | {name for name, _ in self.served}
+            current = {name: sorted(v for n, v in self.served if n == name) for name in names}
+        for name in sorted(names):
+            versions = wanted.get(name, [])
+            if versions != current[name] and not self._busy[name].locked():
+                spawn(lambda name=name, versions=versions: self.apply(name, versions))
+
+    def _settled(self, found: dict[str, list[int]]) -> dict[str, list[int]]:
+        """The versions found, less new folders whose files changed since the last poll (still
+        being copied: they count once they stay the same for a poll)."""
+        settled: dict[str, list[int]] = {}
+        for name, versions in found.items():
+            settled[name] = []
+            for version in versions:
+                now = signature(self.settings.servable_dir / name / str(version))
+                before = self._seen.get((name, version))
+                self._seen[name, version] = now
+                if now == before or (name, version) in self.served:
+                    settled[name].append(version)
+        return settled
+
+    def apply(self, name: str, versions: list[int], *, retry: bool = False) -> Failure | None:
+        """Serve exactly `versions` of `name`: start the new ones and wait until they are ready,
+        then drain and stop the others. A version that failed to start is not retried until its
+        folder changes (or `retry`)."""
+        with self._busy[name]:
+            with self._lock:
+                new = [
+                    v for v in versions
+                    if (name, v) not in self.served and (retry or self._may_retry(name, v))
+                ]  # fmt: skip
+                old = [v for n, v in self.served if n == name and v not in versions]
+                starting = {v: Served(self.template.children(name, v)) for v in new}
+                for version, entry in starting.items():
+                    self.served[name, version] = entry
+                    self.failed.pop((name, version), None)
+            problem = self._start(name, starting)
+            for version in old:
+                self._stop(name, version)
+            return problem
+
+    def _may_retry(self, name: str, version: int) -> bool:
+        """A version never failed, or its folder changed since it failed."""
+        failed = self.failed.get((name, version))
+        folder = self.settings.servable_dir / name / str(version)
+        return failed is None or failed[1] != signature(folder)
+
+    def _start(self, name: str, starting: dict[int, Served]) -> Failure | None:
+        children = [child for entry in starting.values() for child in entry.children]
+        if not children:
+            return None
+        log.info("loading %s versions %s", name, sorted(starting))
+        self.supervisor.add(*children)
+        try:
+            self.supervisor.wait_ready(*children, timeout_s=self.start_timeout_s)
+        except RuntimeError as exc:
+            reason = f"failed to load '{name}': {exc}"
+            last = [child.last_line for child in children if not child.alive and child.last_line]
+            if last:
+                reason = f"{reason}: {last[0]}"
+            log.error("%s", reason)
+            folder = self.settings.servable_dir / name
+            for version in starting:
+                self._stop(name, version)
+                with self._lock:
+                    self.failed[name, version] = (reason, signature(folder / str(version)))
+            return Failure(ErrorKind.WORKER_UNAVAILABLE, reason)
+        log.info("serving %s versions %s", name, sorted(starting))
+        return None
+
+    def _stop(self, name: str, version: int) -> None:
+        with self._lock:
+            entry = self.served[name, version]
+            entry.unloading = True
+        log.info("unloading %s version %d: draining %d workers", name, version, len(entry.children))
+        for child in entry.children:
+            self.supervisor.remove(child, self.drain_timeout_s)
+        with self._lock:
+            del self.served[name, version]
+        log.info("unloaded %s version %d", name, version)
