@@ -4,30 +4,41 @@ answers back (sans-IO, driven by `BrokerCore.on_control`).
 The controller (`msq serve`'s `msq.launcher.control`) connects to the frontend like a gateway
 and announces itself with `ControllerReady`; the last peer that did is the controller. A
 command is renumbered for the controller, so that commands of several gateways never collide,
-and its answer is renumbered back. With no controller, a command is answered at once.
+and its answer is renumbered back. With no controller (a broker whose workers were started
+some other way), the broker answers itself: the index lists the running versions as READY, and
+a load or unload is refused as in Triton's modes other than explicit.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TypeAlias
 
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import ControllerReady, RepositoryAnswer, RepositoryCommand
+from msq.proto.messages import (
+    ControllerReady,
+    RepositoryAnswer,
+    RepositoryCommand,
+    RepositoryModel,
+    ServableInfo,
+)
 
 log = logging.getLogger(__name__)
 
 #: The messages of model control.
 ControlMessage: TypeAlias = ControllerReady | RepositoryCommand | RepositoryAnswer
-#: The answer when no controller announced itself (a broker started without `msq serve`).
-NO_CONTROLLER = "the model repository is not available: no model controller is connected"
+#: Triton's answer to a load or unload when the model control mode is not explicit.
+NOT_EXPLICIT = "explicit model load / unload is not allowed if polling is enabled"
 
 
 class ControlRelay:
     """Relays repository commands between gateways and the controller."""
 
-    def __init__(self) -> None:
+    def __init__(self, running: Callable[[], list[ServableInfo]]) -> None:
+        """`running` lists the running servable versions (the index without a controller)."""
+        self.running = running
         #: The controller's frontend identity and model control mode (None: none seen yet).
         self.controller: bytes | None = None
         self.mode = ""
@@ -47,8 +58,7 @@ class ControlRelay:
                 return []
             case RepositoryCommand():
                 if self.controller is None:
-                    failure = Failure(ErrorKind.WORKER_UNAVAILABLE, NO_CONTROLLER)
-                    return [(peer, RepositoryAnswer(message.request_id, error=failure))]
+                    return [(peer, self._answer_alone(message))]
                 number = next(self._ids)
                 self._pending[number] = (peer, message.request_id)
                 relayed = RepositoryCommand(number, message.action, message.model)
@@ -62,3 +72,12 @@ class ControlRelay:
                     return []
                 client, request_id = asked
                 return [(client, RepositoryAnswer(request_id, message.models, message.error))]
+
+    def _answer_alone(self, command: RepositoryCommand) -> RepositoryAnswer:
+        if command.action != "index":
+            failure = Failure(ErrorKind.INVALID_INPUT, NOT_EXPLICIT)
+            return RepositoryAnswer(command.request_id, error=failure)
+        models = [
+            RepositoryModel(info.servable, str(info.version), "READY") for info in self.running()
+        ]
+        return RepositoryAnswer(command.request_id, models)

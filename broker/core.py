@@ -79,7 +79,7 @@ class BrokerCore:
         self.requests = RequestTable(
             lambda client, reply: self._emit(Endpoint.FRONTEND, client, reply)
         )
-        self.control = ControlRelay()
+        self.control = ControlRelay(self.catalog.infos)
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
 

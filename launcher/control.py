@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import functools
 import logging
 import threading
 from collections import defaultdict
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msq.broker.control import NOT_EXPLICIT
 from msq.launcher.repository import Policies, VersionPolicy, scan, signature
 from msq.launcher.supervisor import Child, Supervisor
 from msq.proto.errors import ErrorKind, Failure
@@ -34,8 +36,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a worker may take to drain and exit before it is killed.
 DRAIN_TIMEOUT_S = 60.0
-#: Triton's answer to a load or unload when the model control mode is not explicit.
-NOT_EXPLICIT = "explicit model load / unload is not allowed if polling is enabled"
 
 
 class ControlMode(enum.StrEnum):
@@ -245,7 +245,7 @@ class ModelController:
     def load(self, name: str) -> Failure | None:
         """Explicit mode: serve the versions of `name` its policy picks, once they are ready."""
         if self.settings.mode is not ControlMode.EXPLICIT:
-            return Failure(ErrorKind.WORKER_UNAVAILABLE, NOT_EXPLICIT)
+            return Failure(ErrorKind.INVALID_INPUT, NOT_EXPLICIT)
         found = scan(self.settings.servable_dir)
         if name not in found:
             return Failure(
@@ -265,7 +265,7 @@ class ModelController:
     def unload(self, name: str) -> Failure | None:
         """Explicit mode: stop serving `name` (its workers drain first)."""
         if self.settings.mode is not ControlMode.EXPLICIT:
-            return Failure(ErrorKind.WORKER_UNAVAILABLE, NOT_EXPLICIT)
+            return Failure(ErrorKind.INVALID_INPUT, NOT_EXPLICIT)
         with self._lock:
             known = name in self.loaded or any(n == name for n, _ in self.served)
             self.loaded.discard(name)
@@ -289,7 +289,7 @@ class ModelController:
         for name in sorted(names):
             versions = wanted.get(name, [])
             if versions != current[name] and not self._busy[name].locked():
-                spawn(lambda name=name, versions=versions: self.apply(name, versions))
+                spawn(functools.partial(self.apply, name, versions))
 
     def _settled(self, found: dict[str, list[int]]) -> dict[str, list[int]]:
         """The versions found, less new folders whose files changed since the last poll (still

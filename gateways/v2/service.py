@@ -17,7 +17,8 @@ from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.v2.documents import statistics
-from msq.gateways.v2.models import V2Model, resolve
+from msq.gateways.v2.models import V2Model, parse_version, resolve
+from msq.gateways.v2.repository import Repository
 from msq.gateways.v2.tensors import V2Tensor, check_outputs, to_instances, to_outputs
 from msq.proto.deadline import Deadline
 from msq.proto.errors import ErrorKind
@@ -53,6 +54,8 @@ class V2Service:
     def __init__(self, link: BrokerLink, catalog: Catalog) -> None:
         self._link = link
         self._catalog = catalog
+        #: The model repository extension (index, load, unload).
+        self.repository = Repository(link)
 
     async def model(self, name: str, version: str = "") -> V2Model:
         """The model `name` at `version`; raise `GatewayError` (NOT_FOUND, ...) without one."""
@@ -93,7 +96,9 @@ class V2Service:
             model.servable,
             model.method.name,
             to_instances(model, call.inputs),
-            version=model.version,
+            # No version asked: the broker picks the newest it routes to now (the cached
+            # catalog may still name a version that has started to drain).
+            version=parse_version(call.model_version) and model.version,
             deadline=call.deadline,
             rid=call.request_id,
         )

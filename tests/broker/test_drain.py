@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from msq.broker.control import NO_CONTROLLER
+from msq.broker.control import NOT_EXPLICIT
 from msq.broker.core import Endpoint, Outgoing
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -76,13 +76,17 @@ def test_an_idle_draining_worker_is_released_at_once_and_others_keep_the_route()
     assert [(info.version, info.workers) for info in core.status(0, 0.1).servables] == [(1, 1)]
 
 
-def test_repository_commands_are_relayed_to_the_controller_and_answered_back() -> None:
+def test_repository_commands_are_answered_by_the_broker_alone_then_relayed() -> None:
     core = new_core()
-    (refused,) = core.on_control(GATEWAY, RepositoryCommand(7, "index"), 0.0)
+    core.on_worker_message(W1, ready(version=3), 0.0)
+    (index,) = core.on_control(GATEWAY, RepositoryCommand(6, "index"), 0.0)
+    running = [RepositoryModel("model", "3", "READY")]
+    assert index == Outgoing(Endpoint.FRONTEND, GATEWAY, RepositoryAnswer(6, running))
+    (refused,) = core.on_control(GATEWAY, RepositoryCommand(7, "load", "model"), 0.0)
     assert refused == Outgoing(
         Endpoint.FRONTEND,
         GATEWAY,
-        RepositoryAnswer(7, error=Failure(ErrorKind.WORKER_UNAVAILABLE, NO_CONTROLLER)),
+        RepositoryAnswer(7, error=Failure(ErrorKind.INVALID_INPUT, NOT_EXPLICIT)),
     )
     assert core.on_control(CONTROLLER, ControllerReady("explicit"), 0.0) == []
     (first,) = core.on_control(GATEWAY, RepositoryCommand(7, "load", "add"), 0.0)
