@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     on_stop_signals(supervisor.stop)
     settings, template, _ = worker_plan(args, log_options(args))
     controller = ModelController(
-        supervisor, settings, template, stages[1], start_timeout_s=START_TIMEOUT_S
-    )
+        supervisor, settings, template, stages[1],
+        broker_frontend=args.broker_frontend, start_timeout_s=START_TIMEOUT_S,
+    )  # fmt: skip
     control = ControlLink(controller, args.broker_frontend)
     try:
         for stage in stages:

@@ -21,6 +21,7 @@ import enum
 import functools
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from msq.broker.control import NOT_EXPLICIT
 from msq.launcher.repository import Policies, VersionPolicy, scan, signature
+from msq.launcher.status import StatusClient
 from msq.launcher.supervisor import Child, Supervisor
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import RepositoryModel
@@ -202,11 +204,14 @@ class ModelController:
         template: WorkerTemplate,
         workers: list[Child],
         *,
+        broker_frontend: str,
         start_timeout_s: float,
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
     ) -> None:
-        """`workers` are those started already (labelled with their servable and version)."""
+        """`workers` are those started already (labelled with their servable and version);
+        the broker at `broker_frontend` is asked when new workers have registered."""
         self.supervisor = supervisor
+        self.broker_frontend = broker_frontend
         self.settings = settings
         self.template = template
         self.start_timeout_s = start_timeout_s
@@ -338,7 +343,9 @@ class ModelController:
         log.info("loading %s versions %s", name, sorted(starting))
         self.supervisor.add(*children)
         try:
+            deadline = time.monotonic() + self.start_timeout_s
             self.supervisor.wait_ready(*children, timeout_s=self.start_timeout_s)
+            self._wait_registered(children, deadline)
         except RuntimeError as exc:
             reason = f"failed to load '{name}': {exc}"
             last = [child.last_line for child in children if not child.alive and child.last_line]
@@ -353,6 +360,22 @@ class ModelController:
             return Failure(ErrorKind.WORKER_UNAVAILABLE, reason)
         log.info("serving %s versions %s", name, sorted(starting))
         return None
+
+    def _wait_registered(self, children: list[Child], deadline: float) -> None:
+        """Wait until the broker lists every child among its workers (a worker says it is
+        ready when it sent `Ready`, which may still be on its way); RuntimeError at `deadline`."""
+        pids = {child.process.pid for child in children if child.process is not None}
+        client = StatusClient([self.broker_frontend], timeout_s=1.0)
+        try:
+            while True:
+                (view,) = client.query()
+                if view.status is not None and pids <= {w.pid for w in view.status.workers}:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not register with the broker in time")
+                time.sleep(0.05)
+        finally:
+            client.close()
 
     def _stop(self, name: str, version: int) -> None:
         with self._lock:

@@ -1,7 +1,9 @@
 """Child-process supervision for `msq serve`: start, watch, restart with back-off, stop.
 
 Children may be added and removed while `watch()` runs (the model controller starts and stops
-workers as versions come and go, from its own thread); a removed child is never restarted.
+workers as versions come and go, from its own threads); a removed child is never restarted.
+Every child is started by the thread that made the supervisor (the one that runs `watch()`):
+the parent-death signal fires when the thread that started a child ends, not only the process.
 
 Each child's stderr is relayed line by line with its name in front; a child counts as started
 when it prints its "ready" line. Children get SIGTERM if the launcher itself dies (Linux
@@ -100,6 +102,9 @@ class Supervisor:
         self.children: list[Child] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        #: Children added from other threads, for `watch()` to start.
+        self._to_start: list[Child] = []
 
     def start(self, *children: Child, timeout_s: float) -> None:
         """Start children in parallel and wait until each has said it is ready."""
@@ -107,11 +112,15 @@ class Supervisor:
         self.wait_ready(*children, timeout_s=timeout_s)
 
     def add(self, *children: Child) -> None:
-        """Start children and supervise them from now on (without waiting for them)."""
+        """Start children (from another thread: soon, by `watch()`) and supervise them from now
+        on, without waiting for them."""
         with self._lock:
-            for child in children:
-                self.children.append(child)
-                child.start()
+            self.children.extend(children)
+            if threading.get_ident() == self._owner:
+                for child in children:
+                    child.start()
+            else:
+                self._to_start.extend(children)
 
     def remove(self, child: Child, grace_s: float) -> None:
         """Stop supervising `child`, SIGTERM it and wait up to `grace_s` for it to exit (a
@@ -119,6 +128,8 @@ class Supervisor:
         with self._lock:
             if child in self.children:
                 self.children.remove(child)
+            if child in self._to_start:
+                self._to_start.remove(child)
             child.restart_at = None
         if child.alive and child.process is not None:
             _terminate([child.process], grace_s)
@@ -131,8 +142,8 @@ class Supervisor:
             while not child.ready.wait(0.1):
                 if self._stopping.is_set():
                     raise RuntimeError("interrupted while starting")
-                if not child.alive:
-                    code = child.process.returncode if child.process else None
+                if child.process is not None and not child.alive:
+                    code = child.process.returncode
                     raise RuntimeError(f"{child.name} exited with code {code} while starting")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{child.name} did not become ready in {timeout_s:.0f} s")
@@ -142,6 +153,9 @@ class Supervisor:
         while not self._stopping.wait(0.2):
             now = time.monotonic()
             with self._lock:
+                for child in self._to_start:
+                    child.start()
+                self._to_start.clear()
                 for child in self.children:
                     self._check(child, now)
 
