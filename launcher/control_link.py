@@ -64,7 +64,7 @@ class ControlLink:
                     sock.send_multipart(transport.frames_of(ControllerReady(settings.mode)))
                 if settings.mode is ControlMode.POLL and now >= next_poll:
                     next_poll = now + settings.poll_s
-                    self.controller.poll(_spawn)
+                    self._poll()
                 if sock.poll(_TICK_MS):
                     self._receive(sock)
                 while not self._answers.empty():
@@ -72,6 +72,12 @@ class ControlLink:
         finally:
             sock.close(linger=0)
             context.term()
+
+    def _poll(self) -> None:
+        try:
+            self.controller.poll(_spawn)
+        except OSError as exc:  # the directory went away, say: try again at the next poll
+            log.error("cannot scan %s: %s", self.controller.settings.servable_dir, exc)
 
     def _receive(self, sock: zmq.Socket[Any]) -> None:
         while True:

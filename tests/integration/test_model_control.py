@@ -21,6 +21,8 @@ def explicit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     copy_servable(servable_dir, "add")
     copy_servable(servable_dir, "twice", versions=(1, 2))
     copy_servable(servable_dir, "empty", versions=())
+    copy_servable(servable_dir, "broken")
+    (servable_dir / "broken" / "1" / "tensor_add.mindir").unlink()
     serving = serve(servable_dir, "--model-control", "explicit", "--load-model", "add")
     try:
         yield serving
@@ -45,6 +47,7 @@ def test_only_the_named_servable_starts_and_the_index_lists_every_servable(
     assert set(explicit.workers()) == {"add:1"}
     assert index(explicit) == [
         {"name": "add", "version": "1", "state": "READY"},
+        {"name": "broken", "state": "UNAVAILABLE", "reason": "unloaded"},
         {"name": "empty", "state": "UNAVAILABLE", "reason": "unloaded"},
         {"name": "twice", "state": "UNAVAILABLE", "reason": "unloaded"},
     ]
@@ -99,4 +102,14 @@ def test_what_cannot_be_loaded_is_refused_clearly(explicit: Serving) -> None:
         http_client.load_model("add", config='{"backend": "onnxruntime"}')
     assert config.value.status() == "400"
     assert config.value.message() == "loading with a config or files is not supported"
+    assert set(explicit.workers()) == {"add:1"}
+    with pytest.raises(InferenceServerException) as broken:
+        grpc_client.load_model("broken")
+    assert broken.value.status() == "StatusCode.UNAVAILABLE"
+    reason = broken.value.message()
+    assert reason.startswith("failed to load 'broken': worker broken:1 #1 exited with code 1 ")
+    assert "tensor_add.mindir" in reason  # the worker's own start-up error
+    assert {"name": "broken", "version": "1", "state": "UNAVAILABLE", "reason": reason} in index(
+        explicit
+    )
     assert set(explicit.workers()) == {"add:1"}
