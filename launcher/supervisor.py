@@ -184,11 +184,16 @@ class Supervisor:
         self._stopping.set()
 
     def shutdown(self, grace_s: float = 10.0) -> None:
-        """SIGTERM every child (gateways first, broker last), then SIGKILL what remains."""
+        """SIGTERM every child, the first one started (the broker) once the others exited (so
+        that workers drain with their broker there), then SIGKILL what remains after
+        `grace_s` each."""
         self._stopping.set()
         with self._lock:
             running = [c.process for c in reversed(self.children) if c.alive and c.process]
-        _terminate(running, grace_s)
+        if running:
+            *others, first = running
+            _terminate(others, grace_s)
+            _terminate([first], grace_s)
 
 
 def _terminate(processes: list[subprocess.Popen[bytes]], grace_s: float) -> None:
