@@ -289,6 +289,9 @@ class ModelController:
         found = self._settled(scan(self.settings.servable_dir))
         wanted = self.settings.wanted(found, set())
         with self._lock:
+            for name, version in list(self.failed):
+                if version not in found.get(name, []):  # its folder is gone: forget the failure
+                    del self.failed[name, version]
             names = set(wanted) | {name for name, _ in self.served}
             current = {name: sorted(v for n, v in self.served if n == name) for name in names}
         for name in sorted(names):
