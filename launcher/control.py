@@ -136,9 +136,11 @@ class ControlSettings:
             tuple(args.load_model), args.repository_poll_secs,
         )  # fmt: skip
 
-    def wanted(self, found: dict[str, list[int]], loaded: set[str]) -> dict[str, list[int]]:
-        """The versions to serve of each servable found (or `loaded`, in explicit mode)."""
-        names = loaded if self.mode is ControlMode.EXPLICIT else set(self.servables or found)
+    def wanted(self, found: dict[str, list[int]]) -> dict[str, list[int]]:
+        """The versions to serve of each servable found: every one, or those named (by
+        `--servable`, or by `--load-model` in explicit mode)."""
+        explicit = self.mode is ControlMode.EXPLICIT
+        names = set(self.load) if explicit else set(self.servables or found)
         return {
             name: self.policies.of(name).select(versions)
             for name, versions in found.items()
@@ -156,7 +158,7 @@ class ControlSettings:
             raise ValueError(
                 f"no servable (a folder with servable_config.py) in {self.servable_dir}"
             )
-        return self.wanted(found, set(self.load))
+        return self.wanted(found)
 
 
 def worker_plan(
@@ -220,7 +222,6 @@ class ModelController:
         for child in workers:
             key = (child.labels["servable"], int(child.labels["version"]))
             self.served.setdefault(key, Served([])).children.append(child)
-        self.loaded = {name for name, _ in self.served} | set(settings.load)
         #: Versions whose workers failed to start: why, and the folder signature then.
         self.failed: dict[tuple[str, int], tuple[str, str]] = {}
         #: Poll mode: each version folder's signature at the last poll.
@@ -263,8 +264,6 @@ class ModelController:
                 ErrorKind.NOT_FOUND, f"failed to load '{name}': no version folder matches its "
                 f"version policy {self.settings.policies.of(name)} (found: {found[name]})",
             )  # fmt: skip
-        with self._lock:
-            self.loaded.add(name)
         return self.apply(name, versions, retry=True)
 
     def unload(self, name: str) -> Failure | None:
@@ -272,8 +271,7 @@ class ModelController:
         if self.settings.mode is not ControlMode.EXPLICIT:
             return Failure(ErrorKind.INVALID_INPUT, NOT_EXPLICIT)
         with self._lock:
-            known = name in self.loaded or any(n == name for n, _ in self.served)
-            self.loaded.discard(name)
+            known = any(n == name for n, _ in self.served)
         if not known and name not in scan(self.settings.servable_dir):
             return Failure(
                 ErrorKind.NOT_FOUND, f"failed to unload '{name}': no servable '{name}' in the "
@@ -287,7 +285,7 @@ class ModelController:
         """Poll mode: apply the directory's changes, each servable's in `spawn` (a thread) unless
         a change of that servable is under way."""
         found = self._settled(scan(self.settings.servable_dir))
-        wanted = self.settings.wanted(found, set())
+        wanted = self.settings.wanted(found)
         with self._lock:
             for name, version in list(self.failed):
                 if version not in found.get(name, []):  # its folder is gone: forget the failure
