@@ -51,9 +51,18 @@ class Catalog:
         if not versions:
             del self.servables[key.servable]
 
+    def accepting(self, servable: str) -> dict[int, dict[str, Route]]:
+        """The versions of `servable` that take new requests: some worker does not drain."""
+        return {
+            version: methods
+            for version, methods in self.servables.get(servable, {}).items()
+            if any(route.accepting for route in methods.values())
+        }
+
     def resolve(self, servable: str, version: int, method: str) -> Route | Failure:
-        """The route a request names; version 0 is the highest running version."""
-        versions = self.servables.get(servable)
+        """The route a request names; version 0 is the highest running version (versions all
+        of whose workers drain are no longer running)."""
+        versions = self.accepting(servable)
         if not versions:
             return Failure(
                 ErrorKind.NOT_FOUND, f"servable is not available: {servable!r} is not served"
@@ -85,7 +94,8 @@ class Catalog:
         ]
 
     def infos(self) -> list[ServableInfo]:
-        """The running servable versions, with their effective batching policies."""
+        """The running servable versions (not those that drain), with their effective batching
+        policies."""
         return [
             ServableInfo(
                 servable=name,
@@ -98,8 +108,8 @@ class Catalog:
                 ),
                 workers=len(set().union(*(route.workers for route in methods.values()))),
             )
-            for name, versions in sorted(self.servables.items())
-            for version, methods in sorted(versions.items())
+            for name in sorted(self.servables)
+            for version, methods in sorted(self.accepting(name).items())
         ]
 
     def report(self) -> list[dict[str, object]]:

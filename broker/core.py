@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from msq.broker.admission import queue_refusal, registration_problem, request_problem
 from msq.broker.catalog import Catalog, describe
+from msq.broker.control import ControlMessage, ControlRelay
 from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
@@ -35,6 +36,7 @@ from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
     Disconnect,
+    Drain,
     Heartbeat,
     InstanceOutcome,
     Message,
@@ -77,6 +79,7 @@ class BrokerCore:
         self.requests = RequestTable(
             lambda client, reply: self._emit(Endpoint.FRONTEND, client, reply)
         )
+        self.control = ControlRelay(self.catalog.infos)
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
 
@@ -97,6 +100,13 @@ class BrokerCore:
     def on_status_query(self, client: bytes, query: StatusQuery, now: float) -> list[Outgoing]:
         """A gateway asked what is served and for the statistics."""
         self._emit(Endpoint.FRONTEND, client, self.status(query.request_id, now))
+        return self._flush()
+
+    def on_control(self, client: bytes, message: ControlMessage, now: float) -> list[Outgoing]:
+        """A controller announced itself or answered, or a gateway sent a repository command
+        (`msq.broker.control`)."""
+        for peer, answer in self.control.on_message(client, message):
+            self._emit(Endpoint.FRONTEND, peer, answer)
         return self._flush()
 
     def on_malformed_request(
@@ -120,6 +130,8 @@ class BrokerCore:
                 self._touch(worker_id, now)
             case Disconnect():
                 self._lose(worker_id, now, message.reason or "worker disconnected")
+            case Drain():
+                self._start_drain(worker_id, now, message.reason)
             case _:
                 log.warning("ignoring %s from worker %s", type(message).__name__, worker_id.hex())
         return self._flush()
@@ -144,6 +156,8 @@ class BrokerCore:
             ):
                 self._emit(Endpoint.BACKEND, worker.worker_id, Disconnect("job timed out"))
                 self._lose(worker.worker_id, now, "worker did not finish a job in time")
+            elif worker.draining and self._drained(worker):
+                self._release(worker, now)
             elif now - worker.last_sent >= settings.heartbeat_interval_s:
                 worker.last_sent = now
                 self._emit(Endpoint.BACKEND, worker.worker_id, Heartbeat())
@@ -278,8 +292,10 @@ class BrokerCore:
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
 
     def _free_worker(self, route: Route) -> WorkerState | None:
+        """The route's worker with the most free credits; a draining one only when every
+        worker of the route drains (it finishes the queue before it goes)."""
         best: WorkerState | None = None
-        for worker_id in route.workers:
+        for worker_id in (route.workers - route.draining) or route.workers:
             worker = self.workers[worker_id]
             if worker.credits > 0 and (best is None or worker.credits > best.credits):
                 best = worker
@@ -357,12 +373,44 @@ class BrokerCore:
             self._close_job(job, worker)
             for item in reversed(job.items):
                 self._requeue(job.route, item, reason)
+        self._unroute(worker, now)
+
+    def _unroute(self, worker: WorkerState, now: float) -> None:
+        """Take a worker that is gone off its routes; a route left without workers retires."""
         for route in worker.routes:
-            route.workers.discard(worker_id)
+            route.workers.discard(worker.worker_id)
+            route.draining.discard(worker.worker_id)
             if route.workers:
                 self._dispatch(route, now)
             else:
                 self._retire(route)
+
+    def _start_drain(self, worker_id: bytes, now: float, reason: str) -> None:
+        worker = self._touch(worker_id, now)
+        if worker is None or worker.draining:
+            return
+        worker.draining = True
+        for route in worker.routes:
+            route.draining.add(worker_id)
+        log.info(
+            "worker %s (%s version %d) drains (%s): %d running jobs",
+            worker_id.hex(), worker.ready.servable, worker.ready.version,
+            reason or "leaving", len(worker.jobs),
+        )  # fmt: skip
+        if self._drained(worker):
+            self._release(worker, now)
+
+    def _drained(self, worker: WorkerState) -> bool:
+        """A draining worker holds no job, and nothing waits for it: each of its routes has
+        another worker that does not drain, or an empty queue."""
+        return not worker.jobs and all(r.accepting or r.live == 0 for r in worker.routes)
+
+    def _release(self, worker: WorkerState, now: float) -> None:
+        """A drained worker may go: unroute it and tell it so."""
+        del self.workers[worker.worker_id]
+        self._unroute(worker, now)
+        log.info("worker %s drained", worker.worker_id.hex())
+        self._emit(Endpoint.BACKEND, worker.worker_id, Drain("drained"))
 
     def _requeue(self, route: Route, item: QueuedInstance, reason: str) -> None:
         if item.request.done:

@@ -21,6 +21,8 @@ class WorkerState:
     last_sent: float
     routes: list[Route] = field(default_factory=list)
     jobs: set[int] = field(default_factory=set)
+    #: It sent `Drain`: it gets work only while no other worker serves its route.
+    draining: bool = False
 
 
 @dataclass(eq=False, slots=True)

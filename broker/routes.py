@@ -77,6 +77,9 @@ class Route:
     policy: BatchPolicy
     stats: RouteStats
     workers: set[bytes] = field(default_factory=set)
+    #: Workers among `workers` that drain: they finish what they hold and get nothing new
+    #: while another worker serves the route.
+    draining: set[bytes] = field(default_factory=set)
     queue: deque[QueuedInstance] = field(default_factory=deque)
     live: int = 0
     in_flight: int = 0
@@ -106,6 +109,11 @@ class Route:
         """The announced signature with the batching policy in force."""
         signature = self.signature
         return MethodSignature(signature.name, signature.inputs, signature.outputs, self.policy)
+
+    @property
+    def accepting(self) -> bool:
+        """Some worker of this route does not drain: new requests may be routed here."""
+        return len(self.draining) < len(self.workers)
 
     @property
     def idle(self) -> bool:

@@ -67,7 +67,7 @@ def _is_table(value: object) -> bool:
 
 def _write_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
     scalars = {k: v for k, v in table.items() if v is not None and not _is_table(v)}
-    arrays = {k: v for k, v in scalars.items() if isinstance(v, tuple)}
+    arrays = {k: v for k, v in scalars.items() if isinstance(v, tuple) and any(map(_is_table, v))}
     for key, value in scalars.items():
         if key not in arrays:
             lines.append(f"{_key(key)} = {_scalar(value)}")
@@ -89,6 +89,8 @@ def _key(key: str) -> str:
 
 
 def _scalar(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_scalar(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

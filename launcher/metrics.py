@@ -3,7 +3,7 @@
 With `--metrics-base-port P`, the broker gets port P and every other process (workers, then
 the gRPC gateway) the next ports in order; the REST gateway serves `/metrics` on its own
 address. Each target carries the labels `kind` (broker, worker, grpc, rest) and, for a
-worker, `servable`.
+worker, `servable` and `version`.
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -
             *(["--legacy-imports"] if servable.legacy_imports else []),
             *log_options(deployment.log),
         ]  # fmt: skip
-        labels = {"kind": "worker", "servable": servable.name}
-        children.append(Child(f"worker {servable.name} {device} #{index}", command, labels))
+        labels = {"kind": "worker", "servable": servable.name, "version": str(servable.version)}
+        children.append(Child(f"worker {name} {device} #{index}", command, labels))
     return children
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from msq.launcher import config_file
+from msq.launcher.control import ControlSettings, ModelController, WorkerTemplate, worker_plan
+from msq.launcher.control_link import ControlLink
 from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.plan import Stages, plan
 from msq.launcher.settings import Deployment, SettingsError, from_document
@@ -56,6 +58,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     option("--workers", "workers_per_device", int, "workers per device (default 1)")
     option("--dec-key-file", "dec_key_file", Path, "file holding the MindIR decryption key")
     option("--dec-mode", "dec_mode", str, "AES-GCM (default), AES-CBC or SM4-CBC")
+    option("--model-control", "model_control.mode", str,
+           "none: serve what is there at start; poll: follow the version folders; explicit: "
+           "load and unload through the V2 repository API (default none)")  # fmt: skip
+    option("--repository-poll-secs", "model_control.poll_s", float,
+           "how often poll mode scans the servable directory (default 15)")  # fmt: skip
+    serve.add_argument("--load-model", dest="model_control.load", action="append",
+                       default=_UNSET, metavar="NAME",
+                       help="explicit mode: a servable to load at start (repeatable)")  # fmt: skip
+    serve.add_argument("--version-policy", dest="model_control.version_policies",
+                       action="append", default=_UNSET, metavar="[NAME=]POLICY",
+                       help="versions to serve: latest (default), latest:N, all or "
+                       "specific:V[,V...]; NAME= for one servable (repeatable)")  # fmt: skip
     option("--legacy-imports", "legacy_imports", None,
            "workers map removed MindSpore 1.x modules and Pillow constants")  # fmt: skip
     option("--broker-frontend", "broker.frontend", str, "endpoint gateways connect to")
@@ -148,12 +162,41 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("msq", deployment.log.level, deployment.log.format)
     workdir = Path(tempfile.mkdtemp(prefix="msq-serve-"))
     try:
-        return _serve(deployment, plan(deployment, workdir))
+        stages, control = processes(deployment, workdir)
+    except SettingsError as exc:
+        print(f"msq serve: {exc}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 2
+    supervisor = Supervisor()
+    link = None
+    if control is not None:
+        controller = ModelController(
+            supervisor, *control, stages[1], broker_frontend=deployment.broker.frontend,
+            start_timeout_s=deployment.timeouts.start_s,
+        )  # fmt: skip
+        link = ControlLink(controller, deployment.broker.frontend)
+    try:
+        return _serve(deployment, stages, supervisor, link)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _serve(deployment: Deployment, stages: Stages) -> int:
+def processes(
+    deployment: Deployment, workdir: Path
+) -> tuple[Stages, tuple[ControlSettings, WorkerTemplate] | None]:
+    """What `msq serve` starts: `msq.launcher.plan`'s processes, except that with a servable
+    directory the workers are the model controller's (each at its version), returned with the
+    controller's settings and worker template."""
+    broker, workers, gateways = plan(deployment, workdir)
+    if deployment.servable_dir is None:  # servables listed with their own directories
+        return (broker, workers, gateways), None
+    control, template, workers = worker_plan(deployment)
+    return (broker, workers, gateways), (control, template)
+
+
+def _serve(
+    deployment: Deployment, stages: Stages, supervisor: Supervisor, link: ControlLink | None
+) -> int:
     targets: list[Target] = []
     metrics = deployment.metrics
     if metrics.base_port is not None:
@@ -161,7 +204,6 @@ def _serve(deployment: Deployment, stages: Stages) -> int:
         targets = expose_metrics(children, metrics.host, metrics.base_port)
         if metrics.sd_file is not None:
             write_file_sd(metrics.sd_file, targets)
-    supervisor = Supervisor()
     on_stop_signals(supervisor.stop)
     try:
         for stage in stages:
@@ -170,11 +212,15 @@ def _serve(deployment: Deployment, stages: Stages) -> int:
         logging.error("start-up failed: %s", exc)
         supervisor.shutdown()
         return 1
+    if link is not None:
+        link.start()
     count = sum(len(stage) for stage in stages)
     announce_ready("msq-serve", f"{count} processes started")
     print(banner(deployment, targets), file=sys.stderr, flush=True)
     supervisor.watch()
     logging.info("stopping")
+    if link is not None:
+        link.stop()
     supervisor.shutdown()
     return 0
 

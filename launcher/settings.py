@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from msq.broker.settings import BrokerSettings
+from msq.launcher.repository import Policies, PolicyError
 from msq.metrics import DEFAULT_METRICS_HOST
 from msq.process import LOG_FORMATS, LOG_LEVELS
 from msq.proto import transport
@@ -186,6 +187,33 @@ class Logging:
         object.__setattr__(self, "level", self.level.upper())
 
 
+#: Triton's model control modes (`msq.launcher.control`).
+CONTROL_MODES = ("none", "poll", "explicit")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelControl:
+    """Which servable versions run and how that changes while serving (`msq.launcher.control`):
+    `mode` none, poll (every `poll_s`) or explicit (`load` at start, then the V2 repository
+    API); `version_policies` are `POLICY` (the default) or `NAME=POLICY` items
+    (`msq.launcher.repository.Policies`)."""
+
+    mode: str = "none"
+    poll_s: float = _bounded(15.0, 0.1)
+    load: tuple[str, ...] = ()
+    version_policies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in CONTROL_MODES:
+            raise SettingsError(
+                f"mode: must be one of {', '.join(CONTROL_MODES)}, not {self.mode!r}"
+            )
+        try:
+            Policies.parse(self.version_policies)
+        except PolicyError as exc:
+            raise SettingsError(f"version_policies: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """Everything `msq serve` starts. `servables` empty: every servable of `servable_dir`;
@@ -202,6 +230,7 @@ class Deployment:
     rest: Rest = field(default_factory=Rest)
     metrics: Metrics = field(default_factory=Metrics)
     log: Logging = field(default_factory=Logging)
+    model_control: ModelControl = field(default_factory=ModelControl)
 
     def __post_init__(self) -> None:
         _check_devices(self.devices)
@@ -220,22 +249,27 @@ class Deployment:
                     f"servable_dir: no servable (a folder with servable_config.py) in "
                     f"{self.servable_dir}"
                 )
-        filled = []
-        for servable in servables:
-            directory = servable.directory or self.servable_dir
-            if directory is None:
-                raise SettingsError(f"servables: {servable.name!r} has no directory")
-            if not directory.is_dir():
-                raise SettingsError(f"servables: {servable.name!r}: {directory} is not a directory")
-            filled.append(
-                dataclasses.replace(
-                    servable,
-                    directory=directory,
-                    devices=servable.devices or self.devices,
-                    workers_per_device=servable.workers_per_device or self.workers_per_device,
-                )
-            )
-        return dataclasses.replace(self, servables=tuple(filled))
+        filled = tuple(self._filled(servable) for servable in servables)
+        return dataclasses.replace(self, servables=filled)
+
+    def servable_defaults(self, name: str) -> Servable:
+        """Servable `name` as listed (unlisted: a `Servable(name)`), its unset values filled in
+        from the deployment's."""
+        listed = {servable.name: servable for servable in self.servables}
+        return self._filled(listed.get(name, Servable(name)))
+
+    def _filled(self, servable: Servable) -> Servable:
+        directory = servable.directory or self.servable_dir
+        if directory is None:
+            raise SettingsError(f"servables: {servable.name!r} has no directory")
+        if not directory.is_dir():
+            raise SettingsError(f"servables: {servable.name!r}: {directory} is not a directory")
+        return dataclasses.replace(
+            servable,
+            directory=directory,
+            devices=servable.devices or self.devices,
+            workers_per_device=servable.workers_per_device or self.workers_per_device,
+        )
 
 
 def find_servables(servable_dir: Path) -> list[str]:
@@ -285,6 +319,12 @@ def _value(kind: Any, value: object, name: str, bounds: Mapping[str, Any]) -> ob
     if dataclasses.is_dataclass(kind):
         return _build(typing.cast(type[Any], kind), _table(value, name), f"{name}.")
     origin = typing.get_origin(kind)
+    if origin is tuple and typing.get_args(kind)[0] is str:
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(item, str) and item for item in value
+        ):
+            raise SettingsError(f"{name}: must be an array of non-empty strings, not {value!r}")
+        return tuple(value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise SettingsError(f"{name}: must be an array of tables, not {value!r}")

@@ -1,5 +1,10 @@
 """Child-process supervision for `msq serve`: start, watch, restart with back-off, stop.
 
+Children may be added and removed while `watch()` runs (the model controller starts and stops
+workers as versions come and go, from its own threads); a removed child is never restarted.
+Every child is started by the thread that made the supervisor (the one that runs `watch()`):
+the parent-death signal fires when the thread that started a child ends, not only the process.
+
 Each child's stderr is relayed line by line with its name in front; a child counts as started
 when it prints its "ready" line. Children get SIGTERM if the launcher itself dies (Linux
 parent-death signal), so nothing is left behind even after a SIGKILL of the launcher.
@@ -59,6 +64,8 @@ class Child:
     started_at: float = 0.0
     backoff_s: float = MIN_BACKOFF_S
     restart_at: float | None = None
+    #: The last line the process wrote on stderr (a worker's start-up error, say).
+    last_line: str = ""
 
     def start(self) -> None:
         self.ready.clear()
@@ -79,6 +86,7 @@ class Child:
             line = raw.decode("utf-8", "replace").rstrip()
             if is_ready_line(line):
                 self.ready.set()
+            self.last_line = line
             sys.stderr.write(f"[{self.name}] {line}\n")
             sys.stderr.flush()
 
@@ -93,19 +101,49 @@ class Supervisor:
     def __init__(self) -> None:
         self.children: list[Child] = []
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        #: Children added from other threads, for `watch()` to start.
+        self._to_start: list[Child] = []
 
     def start(self, *children: Child, timeout_s: float) -> None:
         """Start children in parallel and wait until each has said it is ready."""
-        for child in children:
-            self.children.append(child)
-            child.start()
+        self.add(*children)
+        self.wait_ready(*children, timeout_s=timeout_s)
+
+    def add(self, *children: Child) -> None:
+        """Start children (from another thread: soon, by `watch()`) and supervise them from now
+        on, without waiting for them."""
+        with self._lock:
+            self.children.extend(children)
+            if threading.get_ident() == self._owner:
+                for child in children:
+                    child.start()
+            else:
+                self._to_start.extend(children)
+
+    def remove(self, child: Child, grace_s: float) -> None:
+        """Stop supervising `child`, SIGTERM it and wait up to `grace_s` for it to exit (a
+        worker drains first), then SIGKILL it."""
+        with self._lock:
+            if child in self.children:
+                self.children.remove(child)
+            if child in self._to_start:
+                self._to_start.remove(child)
+            child.restart_at = None
+        if child.alive and child.process is not None:
+            _terminate([child.process], grace_s)
+
+    def wait_ready(self, *children: Child, timeout_s: float) -> None:
+        """Wait until each child has said it is ready; RuntimeError when one exits first, or
+        does not get ready in time."""
         deadline = time.monotonic() + timeout_s
         for child in children:
             while not child.ready.wait(0.1):
                 if self._stopping.is_set():
                     raise RuntimeError("interrupted while starting")
-                if not child.alive:
-                    code = child.process.returncode if child.process else None
+                if child.process is not None and not child.alive:
+                    code = child.process.returncode
                     raise RuntimeError(f"{child.name} exited with code {code} while starting")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{child.name} did not become ready in {timeout_s:.0f} s")
@@ -114,8 +152,12 @@ class Supervisor:
         """Until `stop()`: report children that die and restart them with back-off."""
         while not self._stopping.wait(0.2):
             now = time.monotonic()
-            for child in self.children:
-                self._check(child, now)
+            with self._lock:
+                for child in self._to_start:
+                    child.start()
+                self._to_start.clear()
+                for child in self.children:
+                    self._check(child, now)
 
     def _check(self, child: Child, now: float) -> None:
         if child.restart_at is not None:
@@ -142,15 +184,26 @@ class Supervisor:
         self._stopping.set()
 
     def shutdown(self, grace_s: float = 10.0) -> None:
-        """SIGTERM every child (gateways first, broker last), then SIGKILL what remains."""
+        """SIGTERM every child, the first one started (the broker) once the others exited (so
+        that workers drain with their broker there), then SIGKILL what remains after
+        `grace_s` each."""
         self._stopping.set()
-        running = [c.process for c in reversed(self.children) if c.alive and c.process]
-        for process in running:
-            process.terminate()
-        deadline = time.monotonic() + grace_s
-        for process in running:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with self._lock:
+            running = [c.process for c in reversed(self.children) if c.alive and c.process]
+        if running:
+            *others, first = running
+            _terminate(others, grace_s)
+            _terminate([first], grace_s)
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM the processes, wait up to `grace_s` for all of them, SIGKILL what remains."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

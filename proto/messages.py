@@ -228,6 +228,66 @@ class Status:
     routes: list[RouteInfo] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Worker -> broker: route nothing new to me, let me finish what I hold (sent on SIGTERM);
+    broker -> worker: you hold nothing any more and are unrouted: leave now."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerReady:
+    """Controller -> broker (frontend): I answer the repository commands; `mode` is the
+    launcher's model control mode (none, poll, explicit). Sent again every few seconds."""
+
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryCommand:
+    """Gateway -> broker -> controller: a V2 repository action: "index", "load" or "unload"
+    of servable `model` (empty for "index"). The broker renumbers `request_id` on the way."""
+
+    request_id: int
+    action: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryModel:
+    """One servable version in the repository index: state READY, LOADING or UNAVAILABLE
+    (`version` empty and `reason` "unloaded" for a servable none of whose versions is loaded)."""
+
+    name: str
+    version: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryAnswer:
+    """Controller -> broker -> gateway: the index (for "index"), or `error` when the command
+    failed (a load or unload succeeded when `error` is None)."""
+
+    request_id: int
+    models: list[RepositoryModel] = field(default_factory=list)
+    error: Failure | None = None
+
+
 Message: TypeAlias = (
-    Ready | Heartbeat | Disconnect | Request | Reply | Cancel | Job | Result | StatusQuery | Status
+    Ready
+    | Heartbeat
+    | Disconnect
+    | Request
+    | Reply
+    | Cancel
+    | Job
+    | Result
+    | StatusQuery
+    | Status
+    | Drain
+    | ControllerReady
+    | RepositoryCommand
+    | RepositoryAnswer
 )

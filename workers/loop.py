@@ -10,6 +10,9 @@ thread is idle.
 A job's `timeout_ms` becomes a deadline on this worker's clock when the job arrives; a job still
 unstarted at its deadline is answered timed out without being computed (`JobRunner`).
 Results of jobs received before a re-registration are dropped: the broker has re-queued them.
+`stop()` (SIGTERM) drains: the worker sends `Drain`, keeps running the jobs the broker still
+sends (the broker routes it nothing new while another worker serves its methods) and leaves
+when the broker answers `Drain`, or when the broker stays silent for `liveness_s`.
 Every line logged while a job runs (model errors included) names the job's request ids
 (`msq.process.log_fields`).
 """
@@ -31,7 +34,7 @@ from msq.process import log_fields
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Disconnect, Heartbeat, Job, Message, Ready, Result
+from msq.proto.messages import Disconnect, Drain, Heartbeat, Job, Message, Ready, Result
 from msq.proto.wire import WireError
 
 logger = logging.getLogger(__name__)
@@ -128,6 +131,8 @@ class WorkerLoop:
         self.on_registered = on_registered
         self.on_result = on_result
         self._stopping = threading.Event()
+        #: Set when the worker may leave after `stop()`: drained, or its broker is gone.
+        self._drained = threading.Event()
         self._context: zmq.Context[Any] = zmq.Context()
         self._jobs: queue.SimpleQueue[tuple[int, Job, Deadline] | None] = queue.SimpleQueue()
         self._results_address = f"inproc://msq-worker-results-{id(self)}"
@@ -144,7 +149,7 @@ class WorkerLoop:
         self._instance_ms: dict[str, float] = {}
 
     def stop(self) -> None:
-        """Ask the loop to leave: it sends `Disconnect` and returns from `run`."""
+        """Ask the loop to leave: it drains, sends `Disconnect` and returns from `run`."""
         self._stopping.set()
 
     # ------------------------------------------------------------------------------ main thread
@@ -157,6 +162,11 @@ class WorkerLoop:
             self._register()
             while not self._stopping.is_set():
                 self._step()
+            if self._dealer is not None:
+                logger.info("draining")
+                self._send(Drain("worker shutting down"))
+                while not self._drained.is_set():
+                    self._step()
             self._send(Disconnect("worker shutting down"))
         finally:
             self._jobs.put(None)
@@ -179,6 +189,10 @@ class WorkerLoop:
             self._receive(dealer)
         now = time.monotonic()
         if self._dealer is dealer and now - self._last_heard > self.liveness_s:
+            if self._stopping.is_set():
+                logger.warning("broker %s silent while draining: leaving", self.broker)
+                self._drained.set()
+                return
             logger.warning(
                 "broker %s silent for %.1f s: registering again", self.broker, self.liveness_s
             )
@@ -234,6 +248,12 @@ class WorkerLoop:
                     self._jobs.put((self._generation, message, deadline))
             case Heartbeat():
                 self._retry_delay_s = 0.0
+            case Drain():
+                logger.info("drained")
+                self._drained.set()
+            case Disconnect() if self._stopping.is_set():
+                logger.info("leaving: the broker forgot this worker (%s)", message.reason)
+                self._drained.set()
             case Disconnect():
                 logger.warning("broker asked to register again: %s", message.reason)
                 self._register()

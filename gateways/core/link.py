@@ -23,7 +23,17 @@ from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Cancel, Instance, Message, Reply, Request, Status, StatusQuery
+from msq.proto.messages import (
+    Cancel,
+    Instance,
+    Message,
+    Reply,
+    RepositoryAnswer,
+    RepositoryCommand,
+    Request,
+    Status,
+    StatusQuery,
+)
 from msq.proto.wire import WireError
 
 log = logging.getLogger(__name__)
@@ -116,6 +126,22 @@ class BrokerLink:
         request_id = next(self._ids)
         answer = await self._call(request_id, StatusQuery(request_id), timeout_s)
         return answer if isinstance(answer, Status) else None
+
+    async def repository(
+        self, action: str, model: str = "", *, timeout_s: float
+    ) -> RepositoryAnswer:
+        """A V2 repository command (`index`, `load`, `unload`), relayed by the broker to the
+        model controller; a broker that does not answer in time is the answer's `error`."""
+        request_id = next(self._ids)
+        answer = await self._call(
+            request_id, RepositoryCommand(request_id, action, model), timeout_s
+        )
+        if isinstance(answer, Failure):
+            return RepositoryAnswer(request_id, error=answer)
+        if not isinstance(answer, RepositoryAnswer):
+            failure = Failure(ErrorKind.INTERNAL, f"broker answered {type(answer).__name__}")
+            return RepositoryAnswer(request_id, error=failure)
+        return answer
 
     def close(self) -> None:
         """Stop reading and close the socket; pending calls fail as unavailable."""

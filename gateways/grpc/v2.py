@@ -13,7 +13,6 @@ gRPC deadline and its `timeout` parameter (int64, microseconds), see
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -25,7 +24,9 @@ from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.core.request_ids import request_id
 from msq.gateways.grpc import v2_stream
+from msq.gateways.grpc.aborts import answer, succeeds
 from msq.gateways.grpc.decoding import Undecodable, stream_method, unary_method
+from msq.gateways.grpc.repository import RepositoryRpcs
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import SplitInferRequest, parse_infer_request
 from msq.gateways.v2.datatypes import V2_TO_DTYPE
@@ -34,17 +35,14 @@ from msq.gateways.v2.service import InferCall, V2Service
 from msq.gateways.v2.tensors import V2Tensor, pack_bytes
 from msq.process import bind_log_fields
 from msq.proto import grpc_predict_v2_pb2 as pb
-from msq.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from msq.proto.errors import ErrorKind
-
-T = TypeVar("T")
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 SERVICE = _SERVICE.full_name
 STREAM_METHOD = v2_stream.STREAM_METHOD
 
 #: The V2 extensions this service implements.
-EXTENSIONS = ("model_configuration", "statistics")
+EXTENSIONS = ("model_configuration", "model_repository", "statistics")
 
 #: The typed `InferTensorContents` field of each V2 datatype (FP16 and BF16 travel raw only).
 CONTENTS_FIELDS = {
@@ -119,8 +117,9 @@ def fill_outputs(response: pb.ModelInferResponse, outputs: Sequence[V2Tensor]) -
         )
 
 
-class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    """`inference.GRPCInferenceService` on top of the shared V2 service."""
+class InferenceService(RepositoryRpcs):
+    """`inference.GRPCInferenceService` on top of the shared V2 service (the repository RPCs
+    are `msq.gateways.grpc.repository`'s)."""
 
     def __init__(
         self,
@@ -165,14 +164,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerReadyResponse:
         """Ready when the broker answers and some worker is ready."""
-        return pb.ServerReadyResponse(ready=await _succeeds(self._v2.check_server_ready()))
+        return pb.ServerReadyResponse(ready=await succeeds(self._v2.check_server_ready()))
 
     @override
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         """Ready when a worker serves the model (unknown models are not ready)."""
-        ready = await _succeeds(self._v2.check_model_ready(request.name, request.version))
+        ready = await succeeds(self._v2.check_model_ready(request.name, request.version))
         return pb.ModelReadyResponse(ready=ready)
 
     @override
@@ -187,7 +186,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         """Inputs, outputs and versions of a model."""
-        model = await _answer(context, self._v2.model(request.name, request.version))
+        model = await answer(context, self._v2.model(request.name, request.version))
         return json_format.ParseDict(model_metadata(model), pb.ModelMetadataResponse())
 
     @override
@@ -195,7 +194,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelConfigResponse:
         """The Triton-style configuration of a model."""
-        model = await _answer(context, self._v2.model(request.name, request.version))
+        model = await answer(context, self._v2.model(request.name, request.version))
         return json_format.ParseDict({"config": model_config(model)}, pb.ModelConfigResponse())
 
     @override
@@ -203,7 +202,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelStatisticsResponse:
         """Statistics of one model, or of every model when no name is given."""
-        stats = await _answer(context, self._v2.statistics(request.name, request.version))
+        stats = await answer(context, self._v2.statistics(request.name, request.version))
         return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse())
 
     @override
@@ -211,7 +210,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self, request: SplitInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         """Run a model on the request's inputs (one instance per batch row)."""
-        return await _answer(context, self._infer(request, context))
+        return await answer(context, self._infer(request, context))
 
     @override
     async def ModelStreamInfer(  # type: ignore[override]
@@ -267,21 +266,3 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             )
             fill_outputs(response, answer.outputs)
         return response
-
-
-async def _succeeds(check: Awaitable[object]) -> bool:
-    """Whether `check` passes (a `GatewayError` says it does not)."""
-    try:
-        await check
-    except GatewayError:
-        return False
-    return True
-
-
-async def _answer(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
-    """The result of `call`; a `GatewayError` ends the RPC with its status code instead."""
-    try:
-        return await call
-    except GatewayError as exc:
-        await context.abort(exc.status.grpc_code, exc.message)
-        raise  # context.abort raised already; this tells the type checker

@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon.asgi
 
-from msq.gateways.rest import metrics, ms, openapi, v2
+from msq.gateways.rest import metrics, ms, openapi, v2, v2_repository
 from msq.gateways.rest.http import App, ErrorHandlers
 from msq.gateways.rest.metrics import RequestMetrics
 from msq.gateways.rest.request_context import RequestIds
@@ -30,6 +30,7 @@ def create_app(settings: RestSettings | None = None) -> App:
     errors.install(app)
     ms.add_routes(app, gateway, errors)
     v2.add_routes(app, gateway)
+    v2_repository.add_routes(app, gateway)
     metrics.add_routes(app, gateway, requests)
     openapi.add_routes(app)
     return app

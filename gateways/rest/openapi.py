@@ -157,6 +157,49 @@ def _model_paths() -> dict[str, Any]:
     return paths
 
 
+def _repository_paths() -> dict[str, Any]:
+    """The model repository extension (Triton's): index, load, unload."""
+    tags = ["Open Inference Protocol: model repository"]
+    servable = _path_parameter("model", "Servable name")
+    done = {"description": "Done (empty body)"}
+    errors = {
+        "400": _answer("Bad options, or not in explicit model control", _ref("V2Error")),
+        "404": _answer("No such servable, or no version matches its policy", _ref("V2Error")),
+        "503": _answer("The servable's workers failed to start", _ref("V2Error")),
+    }
+
+    def change(summary: str) -> dict[str, Any]:
+        return {
+            "parameters": [servable],
+            "post": {
+                "summary": summary,
+                "tags": tags,
+                "requestBody": {"content": _json_content(_ref("V2RepositoryChange"))},
+                "responses": {"200": done, **errors},
+            },
+        }
+
+    return {
+        "/v2/repository/index": {
+            "post": {
+                "summary": "Every servable version and its state",
+                "tags": tags,
+                "requestBody": {"content": _json_content(_ref("V2RepositoryIndexRequest"))},
+                "responses": {
+                    "200": _answer("The index", _ref("V2RepositoryIndex")),
+                    "400": _answer("Bad options", _ref("V2Error")),
+                },
+            }
+        },
+        "/v2/repository/models/{model}/load": change(
+            "Load a servable (explicit model control); answered when its workers are ready"
+        ),
+        "/v2/repository/models/{model}/unload": change(
+            "Unload a servable (explicit model control); answered when its workers drained"
+        ),
+    }
+
+
 def _tensor_schema(data: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "name": {"type": "string"},
@@ -242,6 +285,27 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "V2RepositoryIndexRequest": {
+        "type": "object",
+        "properties": {"ready": {"type": "boolean", "description": "Only READY versions"}},
+    },
+    "V2RepositoryIndex": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "state": {"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE"]},
+                "reason": {"type": "string"},
+            },
+        },
+    },
+    "V2RepositoryChange": {
+        "type": "object",
+        "properties": {"parameters": _OBJECT},
+    },
     "V2InferResponse": {
         "type": "object",
         "required": ["model_name", "outputs"],
@@ -283,6 +347,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v2/models/stats": _v2_get("Statistics of every model", "Statistics", "V2Statistics"),
             **_model_paths(),
+            **_repository_paths(),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",

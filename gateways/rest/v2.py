@@ -24,7 +24,7 @@ from msq.gateways.v2.documents import model_config, model_metadata, server_metad
 from msq.gateways.v2.service import InferCall
 
 #: The protocol extensions this server implements (names as Triton reports them).
-EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "model_repository", "statistics")
 _MODEL = "/v2/models/{model}"
 _VERSIONED = "/v2/models/{model}/versions/{version}"
 

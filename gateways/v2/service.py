@@ -17,7 +17,8 @@ from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.v2.documents import statistics
-from msq.gateways.v2.models import V2Model, resolve
+from msq.gateways.v2.models import V2Model, parse_version, resolve
+from msq.gateways.v2.repository import Repository
 from msq.gateways.v2.tensors import V2Tensor, check_outputs, to_instances, to_outputs
 from msq.proto.deadline import Deadline
 from msq.proto.errors import ErrorKind
@@ -37,6 +38,11 @@ class InferCall:
     request_id: str = ""
 
 
+#: Readiness answers come from a broker status at most this old (seconds), so a probe right
+#: after a worker registered (or left) sees it.
+READINESS_MAX_AGE_S = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class InferAnswer:
     """The outcome of a successful infer call."""
@@ -53,6 +59,8 @@ class V2Service:
     def __init__(self, link: BrokerLink, catalog: Catalog) -> None:
         self._link = link
         self._catalog = catalog
+        #: The model repository extension (index, load, unload).
+        self.repository = Repository(link)
 
     async def model(self, name: str, version: str = "") -> V2Model:
         """The model `name` at `version`; raise `GatewayError` (NOT_FOUND, ...) without one."""
@@ -61,7 +69,7 @@ class V2Service:
     async def check_server_ready(self) -> None:
         """Raise `GatewayError` (WORKER_UNAVAILABLE) unless the broker answers and a worker is
         ready."""
-        status = await self._catalog.status()
+        status = await self._catalog.status(max_age_s=READINESS_MAX_AGE_S)
         if status is None:
             raise GatewayError(
                 ErrorKind.WORKER_UNAVAILABLE, "not ready: the broker does not answer"
@@ -74,7 +82,8 @@ class V2Service:
     async def check_model_ready(self, name: str, version: str = "") -> V2Model:
         """The model, when a worker serves it; else raise `GatewayError` (NOT_FOUND,
         WORKER_UNAVAILABLE)."""
-        model = await self.model(name, version)
+        status = await self._catalog.require(max_age_s=READINESS_MAX_AGE_S)
+        model = resolve(status, name, version)
         if model.workers == 0:
             raise GatewayError(
                 ErrorKind.WORKER_UNAVAILABLE, f"model {name!r} is not ready: no worker serves it"
@@ -93,7 +102,9 @@ class V2Service:
             model.servable,
             model.method.name,
             to_instances(model, call.inputs),
-            version=model.version,
+            # No version asked: the broker picks the newest it routes to now (the cached
+            # catalog may still name a version that has started to drain).
+            version=parse_version(call.model_version) and model.version,
             deadline=call.deadline,
             rid=call.request_id,
         )

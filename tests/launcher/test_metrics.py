@@ -7,8 +7,7 @@ from pathlib import Path
 
 from msq.launcher.cli import build_parser
 from msq.launcher.metrics import expose_metrics, file_sd, write_file_sd
-from msq.launcher.plan import plan
-from msq.launcher.serve import settings_from
+from msq.launcher.serve import processes, settings_from
 from tests.processes import EXAMPLES
 
 
@@ -18,7 +17,8 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
     args = build_parser().parse_args(
         ["serve", str(EXAMPLES), "--servable", "add", "--workers", "2", "--rest", "0.0.0.0:1600"]
     )
-    children = [child for stage in plan(settings_from(args), tmp_path) for child in stage]
+    stages, _ = processes(settings_from(args), tmp_path)
+    children = [child for stage in stages for child in stage]
     targets = expose_metrics(children, "127.0.0.1", 9100)
     assert [child.command[-4:] for child in children[:4]] == [
         ["--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
@@ -27,8 +27,14 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
     assert "--metrics-port" not in children[4].command  # REST: /metrics on its own address
     assert file_sd(targets) == [
         {"targets": ["127.0.0.1:9100"], "labels": {"kind": "broker"}},
-        {"targets": ["127.0.0.1:9101"], "labels": {"kind": "worker", "servable": "add"}},
-        {"targets": ["127.0.0.1:9102"], "labels": {"kind": "worker", "servable": "add"}},
+        {
+            "targets": ["127.0.0.1:9101"],
+            "labels": {"kind": "worker", "servable": "add", "version": "1"},
+        },
+        {
+            "targets": ["127.0.0.1:9102"],
+            "labels": {"kind": "worker", "servable": "add", "version": "1"},
+        },
         {"targets": ["127.0.0.1:9103"], "labels": {"kind": "grpc"}},
         {"targets": ["0.0.0.0:1600"], "labels": {"kind": "rest"}},
     ]
@@ -41,5 +47,5 @@ def test_every_process_gets_the_next_port_and_the_rest_gateway_its_own_address(
 def test_without_a_base_port_no_process_serves_metrics(tmp_path: Path) -> None:
     deployment = settings_from(build_parser().parse_args(["serve", str(EXAMPLES)]))
     assert deployment.metrics.base_port is None
-    stages = plan(deployment, tmp_path)
+    stages, _ = processes(deployment, tmp_path)
     assert all("--metrics-port" not in child.command for stage in stages for child in stage)

@@ -86,6 +86,12 @@ level = "WARNING"
 format = "text"
 tracing = false
 
+[model_control]
+mode = "none"
+poll_s = 15.0
+load = []
+version_policies = []
+
 [[servables]]
 name = "add"
 version = 0

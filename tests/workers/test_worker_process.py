@@ -24,6 +24,7 @@ from msq.proto.messages import (
     PROTOCOL_VERSION,
     BatchPolicy,
     Disconnect,
+    Drain,
     Heartbeat,
     Job,
     Message,
@@ -280,7 +281,7 @@ def test_broker_restart_on_the_same_endpoint(workers: dict[str, Served]) -> None
     assert decode(result.outcomes[0])["y"].tolist() == [7.0, 7.0, 7.0]  # type: ignore[index]
 
 
-def test_sigterm_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
+def test_sigterm_drains_then_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
     legacy = workers["legacy"]
     result = run_job(
         legacy,
@@ -288,6 +289,11 @@ def test_sigterm_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
     )
     assert decode(result.outcomes[0])["y"].tolist() == [[1.0, 1.0], [1.0, 1.0]]  # type: ignore[index]
     legacy.proc.process.send_signal(signal.SIGTERM)
+    drain = legacy.broker.receive(Drain, timeout_s=5)
+    assert drain.reason == "worker shutting down"
+    time.sleep(0.5)  # draining: the worker stays until the broker answers
+    assert legacy.proc.process.poll() is None
+    legacy.broker.send(Drain("drained"))
     goodbye = legacy.broker.receive(Disconnect, timeout_s=5)
     assert goodbye.reason == "worker shutting down"
     assert legacy.proc.process.wait(timeout=10) == 0

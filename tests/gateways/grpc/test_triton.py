@@ -54,7 +54,7 @@ def test_health(client: triton.InferenceServerClient) -> None:
 def test_server_metadata(client: triton.InferenceServerClient) -> None:
     metadata = client.get_server_metadata()
     assert metadata.name == "msq"
-    assert list(metadata.extensions) == ["model_configuration", "statistics"]
+    assert list(metadata.extensions) == ["model_configuration", "model_repository", "statistics"]
 
 
 def test_model_metadata(client: triton.InferenceServerClient) -> None:
