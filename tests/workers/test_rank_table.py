@@ -168,7 +168,7 @@ NOT_INTEGER = 'must be a non-negative integer (e.g. "3"), not'
               "(line 1, column 2)"),
         ([], "must be a JSON object, not an array"),
         ({"version": "1.0"}, "has neither 'server_list' nor 'group_list'"),
-        ({"server_list": {"server_id": "h"}}, "server_list must be a non-empty array, not an object"),
+        ({"server_list": {"a": 1}}, "server_list must be a non-empty array, not an object"),
         ({"server_list": []}, "server_list must be a non-empty array, not []"),
         ({"server_list": ["10.0.0.1"]}, f"{S0} must be a JSON object, not a string"),
         ({"server_list": [{"device": [device()]}]}, f"{S0}.server_id missing"),
