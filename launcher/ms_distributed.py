@@ -339,8 +339,8 @@ def start_servable(  # noqa: PLR0917 - MindSpore Serving's signature
 @ms_server.stop_on_error
 def startup_agents(  # noqa: PLR0917 - MindSpore Serving's signature
     distributed_address: str,
-    model_files: str | list[str] | tuple[str, ...],
-    group_config_files: list[str] | tuple[str, ...] | None = None,
+    model_files: str | list[str | list[str]] | tuple[str | list[str], ...],
+    group_config_files: str | list[str | list[str]] | tuple[str | list[str], ...] | None = None,
     agent_start_port: int = 7000,
     agent_ip: str | None = None,
     rank_start: int | None = None,
