@@ -87,15 +87,20 @@ class DistributedServable:
 @dataclass(frozen=True, slots=True)
 class AgentStart:
     """`startup_agents`'s arguments, checked: where the worker is, the model file of each local
-    rank (absolute), the first local rank (None: the ranks the worker assigns), decryption."""
+    rank (absolute), the first local rank (None: every rank is local), decryption."""
 
     distributed_address: str
     model_files: tuple[Path, ...]
     rank_start: int | None = None
     dec_mode: str = DEFAULT_DEC_MODE
 
-    def agent(self, deployment: Deployment, dec_key_file: Path | None) -> Child:
-        """The `msq-agent` of these ranks (the key, if any, in `dec_key_file`)."""
+    def agent(self, deployment: Deployment, device_kind: str, dec_key_file: Path | None) -> Child:
+        """The `msq-agent` of these ranks (the key, if any, in `dec_key_file`). On GPU and
+        Ascend, local rank k runs on device k: the usual HCCL layout, where a rank's device id
+        is its index on its server."""
+        devices = "cpu"
+        if device_kind != "cpu":
+            devices = f"{device_kind}:{','.join(map(str, range(len(self.model_files))))}"
         ranks = []
         if self.rank_start is not None:
             ranks = ["--rank-start", str(self.rank_start), "--ranks", str(len(self.model_files))]
@@ -106,6 +111,7 @@ class AgentStart:
             "msq-agent",
             "--worker", self.distributed_address,
             *ranks,
+            "--device", devices,
             "--model-files", *map(str, self.model_files),
             *decryption,
             *plan.log_options(deployment.log),
@@ -351,7 +357,7 @@ def startup_agents(  # noqa: PLR0917 - MindSpore Serving's signature
     `distributed_address`; return once they are ready.
 
     With `agent_ip` and `rank_start` (both or neither) this host runs ranks `rank_start` ..
-    `rank_start + len(model_files) - 1`; without them, the ranks the worker assigns.
+    `rank_start + len(model_files) - 1`; without them, every rank of the servable (one host).
     `agent_start_port` is checked but unused: msq's agents connect to the worker and listen
     on no port."""
     agents = check_agents(
@@ -367,7 +373,7 @@ def startup_agents(  # noqa: PLR0917 - MindSpore Serving's signature
     server = ms_server.current()
     server.ensure_supervisor()
     key_file = None if dec_key is None else server.key_file(dec_key)
-    agent = agents.agent(server.deployment, key_file)
+    agent = agents.agent(server.deployment, ms_server.default_device_type(), key_file)
     log.info("starting %s; joining the worker at %s", agent.name, agents.distributed_address)
     try:
         server.start(agent, timeout_s=math.inf)

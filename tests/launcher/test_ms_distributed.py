@@ -225,22 +225,25 @@ def test_startup_agents_arguments_resolve_against_the_script_folder(
 def test_the_agent_command_line() -> None:
     files = (Path("/m/rank_2.mindir"), Path("/m/rank_3.mindir"))
     agents = AgentStart("10.0.0.1:6200", files, 2, "AES-CBC")
-    child = agents.agent(Deployment(), Path("/private/key"))
+    child = agents.agent(Deployment(), "ascend", Path("/private/key"))
     assert child.command == [
         "msq-agent",
         "--worker", "10.0.0.1:6200",
         "--rank-start", "2", "--ranks", "2",
+        "--device", "ascend:0,1",
         "--model-files", "/m/rank_2.mindir", "/m/rank_3.mindir",
         "--dec-key-file", "/private/key", "--dec-mode", "AES-CBC",
         "--log-level", "INFO", "--log-format", "text",
     ]  # fmt: skip
     assert (child.name, child.labels) == ("agents from rank 2", {"kind": "agent"})
-    assigned = AgentStart("127.0.0.1:6200", files[:1]).agent(Deployment(), None)
-    assert assigned.command == [
-        "msq-agent", "--worker", "127.0.0.1:6200", "--model-files", "/m/rank_2.mindir",
-        "--log-level", "INFO", "--log-format", "text",
+    every = AgentStart("127.0.0.1:6200", files[:1]).agent(Deployment(), "cpu", None)
+    assert every.command == [
+        "msq-agent", "--worker", "127.0.0.1:6200", "--device", "cpu",
+        "--model-files", "/m/rank_2.mindir", "--log-level", "INFO", "--log-format", "text",
     ]  # fmt: skip
-    assert assigned.name == "agents"
+    assert every.name == "agents"
+    gpu = AgentStart("127.0.0.1:6200", files[:1]).agent(Deployment(), "gpu", None)
+    assert gpu.command[3:5] == ["--device", "gpu:0"]
 
 
 @pytest.mark.parametrize(
