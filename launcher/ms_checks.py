@@ -9,6 +9,9 @@ from collections.abc import Sequence
 #: The server tags MindSpore Serving's address messages name.
 GRPC_TAG = "Serving gRPC"
 RESTFUL_TAG = "RESTful server"
+DEC_KEY_LENGTHS = (16, 24, 32)
+#: The decryption modes MindSpore Serving's start calls accept.
+MS_SERVING_DEC_MODES = ("AES-GCM", "AES-CBC")
 _PORT_PREFIX = re.compile(r"\s*[+-]?\d+")  # what C++ std::stoi reads
 
 
@@ -70,6 +73,24 @@ def check_int_tuple(name: str, values: object, minimum: int | None = None) -> tu
             )
         checked.append(check_int(name, item, minimum, is_tuple_item=True))
     return tuple(checked)
+
+
+def check_decryption(dec_key: object, dec_mode: object) -> str:
+    """A MindIR key (None, or bytes of 16, 24 or 32) and a mode MindSpore Serving accepts (the
+    mode is returned)."""
+    if dec_key is not None:
+        if not isinstance(dec_key, bytes):
+            raise RuntimeError(f"Parameter 'dec_key' should be bytes, but actually {type(dec_key)}")
+        if not dec_key:
+            raise RuntimeError("Parameter 'dec_key' should not be empty bytes")
+        if len(dec_key) not in DEC_KEY_LENGTHS:
+            raise RuntimeError(
+                f"Parameter 'dec_key' length {len(dec_key)} expected to be 16, 24 or 32"
+            )
+    mode = check_str("dec_mode", dec_mode)
+    if mode not in MS_SERVING_DEC_MODES:
+        raise RuntimeError("Parameter 'dec_mode' expected to be 'AES-GCM' or 'AES-CBC'")
+    return mode
 
 
 def check_address(address: str, tag: str, allow_unix: bool = False) -> None:

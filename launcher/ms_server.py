@@ -32,6 +32,7 @@ from msq.launcher.ms_checks import (
     as_sequence,
     check_address,
     check_bool,
+    check_decryption,
     check_int,
     check_int_tuple,
     check_str,
@@ -67,9 +68,6 @@ log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 DEVICE_TYPES = ("ascend", "gpu", "cpu")
-DEC_KEY_LENGTHS = (16, 24, 32)
-#: The decryption modes MindSpore Serving's `ServableStartConfig` accepts.
-MS_SERVING_DEC_MODES = ("AES-GCM", "AES-CBC")
 
 
 class SSLConfig:
@@ -119,20 +117,7 @@ class ServableStartConfig:
         check_str("servable_name", servable_name)
         check_int("version_number", version_number, 0)
         check_int("num_parallel_workers", num_parallel_workers, 0, 64)
-        if dec_key is not None:
-            if not isinstance(dec_key, bytes):
-                raise RuntimeError(
-                    f"Parameter 'dec_key' should be bytes, but actually {type(dec_key)}"
-                )
-            if not dec_key:
-                raise RuntimeError("Parameter 'dec_key' should not be empty bytes")
-            if len(dec_key) not in DEC_KEY_LENGTHS:
-                raise RuntimeError(
-                    f"Parameter 'dec_key' length {len(dec_key)} expected to be 16, 24 or 32"
-                )
-        check_str("dec_mode", dec_mode)
-        if dec_mode not in MS_SERVING_DEC_MODES:
-            raise RuntimeError("Parameter 'dec_mode' expected to be 'AES-GCM' or 'AES-CBC'")
+        check_decryption(dec_key, dec_mode)
         ids = check_int_tuple("device_ids", [] if device_ids is None else device_ids, 0)
         if device_type is not None:
             check_str("device_type", device_type)
@@ -211,21 +196,31 @@ class _Server:
     def running(self) -> bool:
         return self.supervisor is not None
 
-    def ensure_broker(self) -> Supervisor:
-        """The supervisor, after starting the broker on first use."""
+    def ensure_supervisor(self) -> Supervisor:
+        """The supervisor (and the private work folder), made on first use."""
         if self.supervisor is not None:
             return self.supervisor
         self.workdir = Path(tempfile.mkdtemp(prefix="msq-server-"))
         self.supervisor = Supervisor()
         if threading.current_thread() is threading.main_thread():
             on_stop_signals(self.supervisor.stop)
-        self.start(plan.broker(self.deployment, self.workdir))
         return self.supervisor
 
-    def start(self, *children: Child) -> None:
-        """Start `children` and wait until they are ready; then keep supervising them."""
+    def ensure_broker(self) -> Supervisor:
+        """The supervisor, after starting the broker on first use."""
+        supervisor = self.ensure_supervisor()
+        if not any(child.labels["kind"] == "broker" for child in supervisor.children):
+            assert self.workdir is not None
+            self.start(plan.broker(self.deployment, self.workdir))
+        return supervisor
+
+    def start(self, *children: Child, timeout_s: float | None = None) -> None:
+        """Start `children` and wait until they are ready (in `timeout_s`, by default the
+        deployment's `timeouts.start_s`); then keep supervising them."""
         assert self.supervisor is not None
-        self.supervisor.start(*children, timeout_s=self.deployment.timeouts.start_s)
+        if timeout_s is None:
+            timeout_s = self.deployment.timeouts.start_s
+        self.supervisor.start(*children, timeout_s=timeout_s)
         if self.thread is None:
             self.thread = threading.Thread(target=self._supervise, name="msq-server")
             self.thread.start()
@@ -281,7 +276,12 @@ def configure(deployment: Deployment) -> None:
     _CURRENT.server = _Server(deployment)
 
 
-def _stop_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
+def current() -> _Server:
+    """The deployment this process runs (for `msq.launcher.ms_distributed`'s start calls)."""
+    return _CURRENT.server
+
+
+def stop_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """As MindSpore Serving: a start call that fails stops everything, then raises."""
 
     @functools.wraps(function)
@@ -296,7 +296,7 @@ def _stop_on_error(function: Callable[_P, _R]) -> Callable[_P, _R]:
     return guarded
 
 
-@_stop_on_error
+@stop_on_error
 def start_servables(servable_configs: Any, enable_lite: bool = False) -> None:
     """Start the workers of one or more servables; return once every worker is ready."""
     configs = as_sequence(servable_configs, (ServableStartConfig,), "ServableStartConfig")
@@ -342,7 +342,7 @@ def _gateway_ssl(ssl_config: object, article: str) -> TLS | None:
     return ssl_config.tls()
 
 
-@_stop_on_error
+@stop_on_error
 def start_grpc_server(
     address: str, max_msg_mb_size: int = 100, ssl_config: SSLConfig | None = None
 ) -> None:
@@ -360,7 +360,7 @@ def start_grpc_server(
     _CURRENT.server.start(plan.grpc(_with(grpc=grpc)))
 
 
-@_stop_on_error
+@stop_on_error
 def start_restful_server(
     address: str, max_msg_mb_size: int = 100, ssl_config: SSLConfig | None = None
 ) -> None:

@@ -5,7 +5,9 @@ While `mindspore_serving_alias()` is active, `import mindspore_serving`,
 mindspore_serving.server.register` give msq's `register` module, and `mindspore_serving.server`
 has MindSpore Serving's start API (`start_servables`, `ServableStartConfig`,
 `start_grpc_server`, `start_restful_server`, `SSLConfig`, `stop`,
-`master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`. Nothing is
+`master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`, and
+`mindspore_serving.server.distributed` has `start_servable` and `startup_agents` from
+`msq.launcher.ms_distributed`. Nothing is
 installed under the name `mindspore_serving`; the previous `sys.modules` entries are restored
 afterwards.
 """
@@ -30,21 +32,32 @@ def _package(name: str, **attributes: object) -> types.ModuleType:
 
 @contextmanager
 def mindspore_serving_alias() -> Iterator[None]:
-    """Alias `mindspore_serving[.server[.register|.master[.context]]]` to msq's modules while
-    the block runs."""
-    from msq.launcher import ms_server  # noqa: PLC0415 - workers need only `register`
+    """Alias `mindspore_serving[.server[.register|.distributed|.master[.context]]]` to msq's
+    modules while the block runs."""
+    from msq.launcher import ms_distributed, ms_server  # noqa: PLC0415 - workers need `register`
 
     context = _package(
         "mindspore_serving.server.master.context",
         set_max_enqueued_requests=ms_server.set_max_enqueued_requests,
     )
     master = _package("mindspore_serving.server.master", context=context)
+    distributed = _package(
+        "mindspore_serving.server.distributed",
+        **{name: getattr(ms_distributed, name) for name in ms_distributed.MINDSPORE_SERVING_API},
+    )
     api = {name: getattr(ms_server, name) for name in ms_server.MINDSPORE_SERVING_API}
-    server = _package("mindspore_serving.server", register=register, master=master, **api)
+    server = _package(
+        "mindspore_serving.server",
+        register=register,
+        master=master,
+        distributed=distributed,
+        **api,
+    )
     aliases = {
         "mindspore_serving": _package("mindspore_serving", server=server),
         "mindspore_serving.server": server,
         "mindspore_serving.server.register": register,
+        "mindspore_serving.server.distributed": distributed,
         "mindspore_serving.server.master": master,
         "mindspore_serving.server.master.context": context,
     }
