@@ -20,7 +20,7 @@ from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.exposition import broker_metrics, loop_metrics
 from msq.metrics import Snapshot
 from msq.proto import transport
-from msq.proto.messages import Cancel, Request, StatusQuery
+from msq.proto.messages import Cancel, Heartbeat, Request, StatusQuery
 from msq.proto.wire import WireError
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class BrokerLoop:
                 self._send(self.core.on_cancel(client, message, now))
             case StatusQuery():
                 self._send(self.core.on_status_query(client, message, now))
+            case Heartbeat():
+                self._send(self.core.on_gateway_heartbeat(client, now))
             case _:
                 log.warning("gateway %s sent unexpected %s", client.hex(), type(message).__name__)
 

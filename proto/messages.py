@@ -59,7 +59,14 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Both ways between broker and worker: the sender is alive."""
+    """Both ways between the broker and each worker or gateway link: the sender is alive.
+
+    The broker's carry its `incarnation` (random per broker process, as in `BrokerInfo`): a
+    peer that sees another one knows the broker restarted and its work there is gone. Workers'
+    and gateways' heartbeats leave it empty.
+    """
+
+    incarnation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

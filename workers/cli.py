@@ -1,7 +1,7 @@
 """`msq-worker`: serve one servable version on one device for a broker.
 
     msq-worker --device cpu --servable-dir DIR --servable NAME[:VERSION] \\
-        --broker tcp://127.0.0.1:5601 [--threads N] [--capacity N] [--max-batch-size N]
+        --broker tcp://127.0.0.1:5601[,tcp://...] [--threads N] [--capacity N] [--max-batch-size N]
 
 Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once registered.
 """
@@ -18,7 +18,7 @@ import zmq
 from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
-from msq.proto.transport import DEFAULT_BACKEND
+from msq.proto.transport import DEFAULT_BACKEND, endpoints
 from msq.tracing import setup_tracing
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
 
@@ -79,8 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--broker",
-        default=DEFAULT_BACKEND,
-        help=f"broker backend endpoint (default {DEFAULT_BACKEND})",
+        action="append",
+        help="a broker's backend endpoint; repeat it or give a comma-separated list to serve "
+        f"several brokers (default {DEFAULT_BACKEND})",
     )
     parser.add_argument(
         "--threads",
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("msq-worker", args.log_level, args.log_format)
     setup_tracing("msq-worker", args.tracing)
     try:
-        _check_endpoint(args.broker)
+        brokers = endpoints(args.broker or DEFAULT_BACKEND)
+        for broker in brokers:
+            _check_endpoint(broker)
     except ValueError as exc:
         print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             detail = f"{servable.name} v{servable.version} on {args.device}"
             announce_ready("msq-worker", ready_detail(detail, address))
 
-    loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
+    loop = WorkerLoop(brokers, ready, servable.execute, on_registered=announce)
     if args.metrics_port is not None:
         from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
 
