@@ -90,7 +90,9 @@ def endpoints(values: str | Sequence[str]) -> list[str]:
         for item in value.split(","):
             address = item.strip()
             if "://" not in address:
-                raise ValueError(f"{address!r} is not a ZeroMQ endpoint (tcp://HOST:PORT)")
+                raise ValueError(
+                    f"invalid broker endpoint {address!r}: not a ZeroMQ endpoint (tcp://HOST:PORT)"
+                )
             if address not in found:
                 found.append(address)
     if not found:

@@ -219,7 +219,7 @@ class WorkerLoop:
         try:
             message: Message = transport.message_of(frames)
         except WireError as exc:
-            logger.warning("dropped a malformed message from %s: %s", connection.address, exc)
+            logger.warning("dropped a malformed message from the broker: %s", exc)
             return
         match message:
             case Job():

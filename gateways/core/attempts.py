@@ -73,7 +73,8 @@ class AttemptTable(Generic[Waiter]):
     brokers: int
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _by_attempt: dict[int, Call[Waiter]] = field(default_factory=dict)
-    _calls: set[Call[Waiter]] = field(default_factory=set)
+    #: Every unanswered call, in the order they came (a dict as an ordered set).
+    _calls: dict[Call[Waiter], None] = field(default_factory=dict)
     _in_flight: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +87,7 @@ class AttemptTable(Generic[Waiter]):
     def add(self, request: Request, deadline: Deadline, waiter: Waiter, now: float) -> Call[Waiter]:
         """Keep a new call; it waits for a broker until `attempt` places it."""
         call = Call(request, deadline, waiter, now)
-        self._calls.add(call)
+        self._calls[call] = None
         return call
 
     def attempt(self, call: Call[Waiter], broker: int, now: float) -> Request:
@@ -100,10 +101,9 @@ class AttemptTable(Generic[Waiter]):
         timeout_ms = call.deadline.timeout_ms(now)
         return replace(call.request, request_id=call.attempt, timeout_ms=timeout_ms)
 
-    def unplaced(self, call: Call[Waiter], now: float) -> None:
-        """No broker took the call's attempt: it waits for one from `now`."""
+    def unplaced(self, call: Call[Waiter]) -> None:
+        """The broker did not take the call's attempt: the call goes on waiting for one."""
         self._withdraw(call)
-        call.waiting_since = now
 
     def answered(self, attempt: int) -> Call[Waiter] | None:
         """The call whose current attempt `attempt` is, now answered and forgotten; None for
@@ -120,16 +120,17 @@ class AttemptTable(Generic[Waiter]):
             key=lambda call: call.attempt,
         )
         for call in calls:
-            self.unplaced(call, now)
+            self._withdraw(call)
+            call.waiting_since = now
         return calls
 
     def remove(self, call: Call[Waiter]) -> None:
         """Forget a call (answered, given up, or its caller went away)."""
         self._withdraw(call)
-        self._calls.discard(call)
+        self._calls.pop(call, None)
 
     def waiting(self) -> list[Call[Waiter]]:
-        """The calls no broker holds now, longest waiting first."""
+        """The calls no broker holds now, longest waiting first (ties: oldest first)."""
         return sorted(
             (call for call in self._calls if call.broker is None),
             key=lambda call: call.waiting_since,

@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         args.broker = ",".join(endpoints(args.broker or DEFAULT_FRONTEND))
     except ValueError as exc:
-        parser.error(f"--broker: {exc}")
+        parser.error(str(exc))
     if args.workers < 1 or args.max_body_mb <= 0 or args.timeout <= 0:
         parser.error("--workers, --max-body-mb and --timeout must be positive")
     return args

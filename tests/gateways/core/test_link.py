@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
-from msq.gateways.core.link import DEADLINE_GRACE_S, BrokerLink
+from msq.gateways.core.link import DEADLINE_GRACE_S, LIVENESS_S, BrokerLink
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind
@@ -52,6 +52,10 @@ class StandIn:
 
     async def reply(self, peer: bytes, reply: Reply) -> None:
         await self.socket.send_multipart(transport.frames_of(reply, peer=peer))
+
+    def silence(self) -> None:
+        """Stop reading and answering, as a hung or unreachable broker does."""
+        self._reader.cancel()
 
     def close(self) -> None:
         self._reader.cancel()
@@ -112,3 +116,73 @@ def test_a_passed_deadline_is_answered_without_sending() -> None:
         assert broker.messages.empty()
 
     with_broker(use)
+
+
+def with_brokers(use: Callable[[BrokerLink, StandIn, StandIn], Awaitable[None]]) -> None:
+    """Run `use` on a link to two stand-in brokers, once both are live."""
+
+    async def scenario() -> None:
+        a, b = (StandIn(f"inproc://msq-test-link-{next(_ADDRESSES)}") for _ in range(2))
+        link = BrokerLink([a.address, b.address], default_timeout_s=30.0)
+        try:
+            while len(link.live) < 2:
+                await asyncio.sleep(0.01)
+            await use(link, a, b)
+        finally:
+            link.close()
+            a.close()
+            b.close()
+
+    asyncio.run(scenario())
+
+
+def test_requests_are_spread_over_the_live_brokers() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        calls = [asyncio.ensure_future(link.infer("add", "add_common", [])) for _ in range(4)]
+        got = [await a.request(), await a.request(), await b.request(), await b.request()]
+        for (peer, request), stand_in in zip(got, [a, a, b, b], strict=True):
+            await stand_in.reply(peer, Reply(request.request_id, 1))
+        assert sorted(reply.request_id for reply in await asyncio.gather(*calls)) == [
+            request.request_id for _, request in sorted(got, key=lambda item: item[1].request_id)
+        ]
+
+    with_brokers(use)
+
+
+def test_a_silent_brokers_request_is_sent_again_to_the_other_and_answered_once() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        call = asyncio.ensure_future(link.infer("add", "add_common", [], rid="r-1"))
+        peer_a, first = await a.request()
+        a.silence()
+        silenced = time.monotonic()
+        peer_b, second = await b.request()
+        detected_s = time.monotonic() - silenced
+        assert LIVENESS_S < detected_s < LIVENESS_S + 1.5
+        assert (second.rid, second.servable, second.method) == ("r-1", "add", "add_common")
+        assert second.request_id != first.request_id
+        assert second.timeout_ms is not None and second.timeout_ms < first.timeout_ms  # type: ignore[operator]
+        await a.reply(peer_a, Reply(first.request_id, 7))  # the abandoned attempt's: ignored
+        await asyncio.sleep(0.1)
+        assert not call.done()
+        await b.reply(peer_b, Reply(second.request_id, 1))
+        assert await call == Reply(second.request_id, 1)
+        assert link.resubmitted == 1
+
+    with_brokers(use)
+
+
+def test_a_restarted_brokers_requests_are_sent_again() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        b.silence()  # only `a` is left
+        while link.live != [a.address]:
+            await asyncio.sleep(0.01)
+        call = asyncio.ensure_future(link.infer("add", "add_common", []))
+        _, first = await a.request()
+        a.incarnation = "restarted"  # its next heartbeat says it is another process
+        peer, second = await a.request()
+        assert second.request_id != first.request_id
+        await a.reply(peer, Reply(second.request_id, 1))
+        assert (await call).request_id == second.request_id
+        assert link.resubmitted == 1
+
+    with_brokers(use)
