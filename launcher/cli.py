@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--broker-frontend", default=transport.DEFAULT_FRONTEND)
     serve.add_argument("--broker-backend", default=transport.DEFAULT_BACKEND)
     serve.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="brokers to run side by side (active-active); broker i (from 0) listens on the "
+        "--broker-frontend and --broker-backend ports + 2*i (default 1)",
+    )
+    serve.add_argument(
         "--grpc",
         default="127.0.0.1:5500",
         metavar="HOST:PORT",
@@ -91,12 +99,17 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
     if not servables:
         raise ValueError(f"no servable (a folder with servable_config.py) in {args.servable_dir}")
     log_level = log_options(args)
-    broker = Child(
-        "broker",
-        ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
-         *log_level],
-        {"kind": "broker"},
-    )  # fmt: skip
+    pairs = broker_endpoints(args.broker_frontend, args.broker_backend, args.brokers)
+    brokers = [
+        Child(
+            "broker" if len(pairs) == 1 else f"broker #{index}",
+            ["msq-broker", "--frontend", frontend, "--backend", backend, *log_level],
+            {"kind": "broker"} if len(pairs) == 1 else {"kind": "broker", "broker": str(index)},
+        )
+        for index, (frontend, backend) in enumerate(pairs, 1)
+    ]  # fmt: skip
+    frontends = ",".join(frontend for frontend, _ in pairs)
+    backends = ",".join(backend for _, backend in pairs)
     workers_on_host = str(len(servables) * args.workers)
     workers = [
         Child(
@@ -110,7 +123,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 "--servable",
                 servable,
                 "--broker",
-                args.broker_backend,
+                backends,
                 "--workers-on-host",
                 workers_on_host,
                 *log_level,
@@ -130,7 +143,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     "--listen",
                     args.grpc,
                     "--broker",
-                    args.broker_frontend,
+                    frontends,
                     *log_level,
                 ],
                 {"kind": "grpc"},
@@ -145,7 +158,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     "--listen",
                     args.rest,
                     "--broker",
-                    args.broker_frontend,
+                    frontends,
                     "--workers",
                     str(args.rest_workers),
                     *log_level,
@@ -153,7 +166,26 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 {"kind": "rest"},
             )
         )
-    return [broker], workers, gateways
+    return brokers, workers, gateways
+
+
+def broker_endpoints(frontend: str, backend: str, count: int) -> list[tuple[str, str]]:
+    """(frontend, backend) of each of `count` brokers: the given ones, then the same with
+    their ports + 2, + 4, ...; ValueError when `count` < 1 or the ports cannot be shifted."""
+    if count < 1:
+        raise ValueError("--brokers must be at least 1")
+    if count == 1:
+        return [(frontend, backend)]
+    pairs = []
+    for index in range(count):
+        shifted = []
+        for endpoint in (frontend, backend):
+            head, _, port = endpoint.rpartition(":")
+            if not endpoint.startswith("tcp://") or not port.isdigit():
+                raise ValueError(f"--brokers {count} needs tcp://HOST:PORT endpoints: {endpoint}")
+            shifted.append(f"{head}:{int(port) + 2 * index}")
+        pairs.append((shifted[0], shifted[1]))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +234,10 @@ def _banner(args: argparse.Namespace, targets: list[Target]) -> str:
             f'  try: curl -X POST -d \'{{"instances":{{"x1":[[1.0,1.0],[1.0,1.0]],'
             f'"x2":[[1.0,1.0],[1.0,1.0]]}}}}\' http://{args.rest}/model/add:add_common'
         )
-    lines.append(f"  broker: gateways -> {args.broker_frontend}, workers -> {args.broker_backend}")
+    for frontend, backend in broker_endpoints(
+        args.broker_frontend, args.broker_backend, args.brokers
+    ):
+        lines.append(f"  broker: gateways -> {frontend}, workers -> {backend}")
     for target in targets:
         what = " ".join(target.labels.values())
         lines.append(f"  metrics ({what}): http://{target.address}/metrics")

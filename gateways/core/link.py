@@ -239,8 +239,11 @@ class BrokerLink:
         A non-blocking send on a `zmq.asyncio` socket is tried at once: the future it returns
         is already done, failed with `zmq.Again` when nothing took the message.
         """
-        sent = self._sockets[index].send_multipart(
-            transport.frames_of(message), flags=zmq.NOBLOCK, copy=False
+        sent = cast(
+            "asyncio.Future[object]",
+            self._sockets[index].send_multipart(
+                transport.frames_of(message), flags=zmq.NOBLOCK, copy=False
+            ),
         )
         return not (sent.done() and isinstance(sent.exception(), zmq.Again))
 

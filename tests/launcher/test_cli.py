@@ -48,3 +48,29 @@ def test_log_level_format_and_tracing_go_to_every_process() -> None:
     for command in planned:
         assert command[-5:] == ["--log-level", "DEBUG", "--log-format", "json", "--tracing"]
     assert all("--tracing" not in command for command in commands())
+
+
+def test_several_brokers_side_by_side_and_everyone_connects_to_all() -> None:
+    planned = commands("--servable", "add", "--brokers", "2")
+    assert [command[:5] for command in planned[:2]] == [
+        ["msq-broker", "--frontend", "tcp://127.0.0.1:5600", "--backend", "tcp://127.0.0.1:5601"],
+        ["msq-broker", "--frontend", "tcp://127.0.0.1:5602", "--backend", "tcp://127.0.0.1:5603"],
+    ]
+    brokers = {command[0]: command[command.index("--broker") + 1] for command in planned[2:]}
+    assert brokers == {
+        "msq-worker": "tcp://127.0.0.1:5601,tcp://127.0.0.1:5603",
+        "msq-grpc-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
+        "msq-rest-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--brokers", "0"], "--brokers must be at least 1"),
+        (["--brokers", "2", "--broker-backend", "ipc:///tmp/b"], "needs tcp://HOST:PORT"),
+    ],
+)
+def test_a_broker_count_that_cannot_be_planned_is_refused(argv: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        plan(build_parser().parse_args(["serve", str(EXAMPLES), *argv]))
