@@ -50,7 +50,7 @@ LIVENESS_S = 1.5
 #: Seconds between two tries to reach a broker that is not live (and to place waiting requests).
 RETRY_S = 0.05
 #: Longest time a request waits for a reachable broker before it fails as unavailable.
-BROKER_WAIT_S = 5.0
+BROKER_WAIT_S = 10.0
 #: Time the link waits past a request's deadline for the broker's own timeout reply.
 DEADLINE_GRACE_S = 1.0
 
@@ -96,6 +96,12 @@ class BrokerLink:
     def live(self) -> list[str]:
         """The addresses of the brokers that count as reachable now."""
         return [peer.address for peer in self._peers if peer.live]
+
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Requests each broker holds now (sent, not yet answered), by address."""
+        counts = self._calls.in_flight()
+        return {peer.address: count for peer, count in zip(self._peers, counts, strict=True)}
 
     async def infer(
         self,
