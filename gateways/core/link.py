@@ -167,13 +167,15 @@ class BrokerLink:
         return answer if answer.error is None else _failed(rid, answer)
 
     async def status(self, *, timeout_s: float = 2.0) -> Status | None:
-        """What a live broker serves, and its statistics; None when none answers in time."""
+        """What the brokers serve, and their statistics: the first answer of the live brokers
+        (all are asked, so a broker that has just died costs nothing); None when none answers
+        in time."""
         request_id = self._calls.next_id()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queries[request_id] = future
         give_up = time.monotonic() + timeout_s
         try:
-            while not self._send_to_live(StatusQuery(request_id)):
+            while not self._send_to_every_live(StatusQuery(request_id)):
                 if time.monotonic() >= give_up:
                     return None
                 await asyncio.sleep(RETRY_S)
@@ -253,11 +255,12 @@ class BrokerLink:
         )
         return not (sent.done() and isinstance(sent.exception(), zmq.Again))
 
-    def _send_to_live(self, message: Message) -> bool:
-        return any(
-            self._send_now(index, message)
-            for index in brokers_by_preference(self._peers, self._calls.in_flight())
-        )
+    def _send_to_every_live(self, message: Message) -> bool:
+        """Send to every live broker; whether any took it."""
+        taken = [
+            self._send_now(index, message) for index, peer in enumerate(self._peers) if peer.live
+        ]
+        return any(taken)
 
     async def _pulse(self) -> None:
         """Heartbeat the brokers, notice lost ones, and place the requests that wait."""
