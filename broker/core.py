@@ -219,7 +219,11 @@ class BrokerCore:
         )  # fmt: skip
 
     def shutdown(self) -> list[Outgoing]:
-        """Answer every pending request: the broker is going away."""
+        """The broker is going away: tell each heartbeating gateway link (`Disconnect`; it sends
+        its requests to another broker) and answer every other pending request."""
+        for client in self.gateways:
+            self.requests.cancel_client(client)
+            self._emit(Endpoint.FRONTEND, client, Disconnect("broker is shutting down"))
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
         self.requests.fail_all(failure)
         return self._flush()

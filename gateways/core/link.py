@@ -31,6 +31,7 @@ from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, reso
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
+    Disconnect,
     Heartbeat,
     Instance,
     Message,
@@ -284,6 +285,10 @@ class BrokerLink:
                 message = transport.message_of(frames)
             except WireError as exc:
                 log.warning("dropping malformed message from broker %s: %s", peer.address, exc)
+                continue
+            if isinstance(message, Disconnect):  # the broker is shutting down
+                peer.live = False
+                self._resubmit(index, f"is leaving ({message.reason})", now)
                 continue
             if isinstance(message, Heartbeat):
                 was_live = peer.live

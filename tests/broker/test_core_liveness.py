@@ -1,12 +1,13 @@
 """The broker core's side of failure detection, driven directly: after its warm-up it answers
-each gateway link's heartbeat with its own incarnation, heartbeats workers with it, and forgets
-a silent gateway link together with its requests."""
+each gateway link's heartbeat with its own incarnation, heartbeats workers with it, forgets a
+silent gateway link together with its requests, and tells gateway links when it shuts down."""
 
 from __future__ import annotations
 
 from msq.broker.core import BrokerCore, Endpoint
 from msq.broker.settings import BrokerSettings
-from msq.proto.messages import Heartbeat
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import Disconnect, Heartbeat, Reply
 from tests.broker.factories import GATEWAY, echo_result, jobs, ready, replies, request
 
 W1 = b"worker-1"
@@ -61,6 +62,20 @@ def test_a_silent_gateway_link_is_forgotten_with_its_requests() -> None:
     out = core.on_worker_message(W1, echo_result(job), 3.3)
     assert [(o.peer, o.message.request_id) for o in out if o.endpoint is Endpoint.FRONTEND] == [
         (OTHER, 7)
+    ]
+
+
+def test_at_shutdown_gateway_links_are_told_and_other_requests_answered() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(), 0.0)
+    core.on_gateway_heartbeat(GATEWAY, 0.0)
+    core.on_request(GATEWAY, request(1, [1.0]), 0.0)
+    core.on_request(OTHER, request(2, [2.0]), 0.0)  # a peer that does not heartbeat
+    out = core.shutdown()
+    leaving = "broker is shutting down"
+    assert [(o.peer, o.message) for o in out] == [
+        (GATEWAY, Disconnect(leaving)),
+        (OTHER, Reply(2, 1, error=Failure(ErrorKind.WORKER_UNAVAILABLE, leaving))),
     ]
 
 

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
-from msq.gateways.core.link import DEADLINE_GRACE_S, LIVENESS_S, BrokerLink
+from msq.gateways.core.link import DEADLINE_GRACE_S, HEARTBEAT_S, LIVENESS_S, BrokerLink
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind
-from msq.proto.messages import Heartbeat, Message, Reply, Request
+from msq.proto.messages import Disconnect, Heartbeat, Message, Reply, Request
 
 _ADDRESSES = itertools.count()
 
@@ -157,7 +157,8 @@ def test_a_silent_brokers_request_is_sent_again_to_the_other_and_answered_once()
         silenced = time.monotonic()
         peer_b, second = await b.request()
         detected_s = time.monotonic() - silenced
-        assert LIVENESS_S < detected_s < LIVENESS_S + 1.5
+        # silent for LIVENESS_S since it last answered (up to HEARTBEAT_S before `silence`)
+        assert LIVENESS_S - HEARTBEAT_S < detected_s < LIVENESS_S + 1.5
         assert (second.rid, second.servable, second.method) == ("r-1", "add", "add_common")
         assert second.request_id != first.request_id
         assert second.timeout_ms is not None and second.timeout_ms < first.timeout_ms  # type: ignore[operator]
@@ -184,5 +185,20 @@ def test_a_restarted_brokers_requests_are_sent_again() -> None:
         await a.reply(peer, Reply(second.request_id, 1))
         assert (await call).request_id == second.request_id
         assert link.resubmitted == 1
+
+    with_brokers(use)
+
+
+def test_a_leaving_brokers_requests_go_to_the_other_at_once() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        call = asyncio.ensure_future(link.infer("add", "add_common", []))
+        peer_a, first = await a.request()
+        await a.socket.send_multipart(transport.frames_of(Disconnect("bye"), peer=peer_a))
+        started = time.monotonic()
+        peer_b, second = await b.request()
+        assert time.monotonic() - started < 0.5  # no waiting for silence
+        assert second.request_id != first.request_id
+        await b.reply(peer_b, Reply(second.request_id, 1))
+        assert (await call).request_id == second.request_id
 
     with_brokers(use)
