@@ -16,9 +16,7 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
-restarted broker at once. It answers gateway links only once it has been up for
-`worker_expiry_s` (its warm-up): by then every worker of a previous incarnation has registered
-again (or is lost), so gateways do not send it requests that would find no worker. A gateway
+restarted broker at once. A gateway
 link silent for `worker_expiry_s` is forgotten and its requests are cancelled (its process
 died: nobody waits for their replies).
 """
@@ -117,11 +115,9 @@ class BrokerCore:
         return self._flush()
 
     def on_gateway_heartbeat(self, client: bytes, now: float) -> list[Outgoing]:
-        """A gateway link's heartbeat: note it alive and, after the warm-up, answer with this
-        broker's (a link sends requests only to a broker that answers)."""
+        """A gateway link's heartbeat: note it alive and answer with this broker's."""
         self.gateways[client] = now
-        if now - self.started_at >= self.settings.worker_expiry_s:
-            self._emit(Endpoint.FRONTEND, client, Heartbeat(self.incarnation))
+        self._emit(Endpoint.FRONTEND, client, Heartbeat(self.incarnation))
         return self._flush()
 
     def on_malformed_request(

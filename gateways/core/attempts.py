@@ -1,7 +1,10 @@
 """What a gateway link keeps about its brokers and its requests, without sockets or clocks.
 
 `BrokerPeer` is one broker as the link sees it: live while it was heard within the liveness
-time, and the incarnation its heartbeats carry (another one means it restarted). `AttemptTable`
+time, and the incarnation its heartbeats carry (another one means it restarted). A restarted
+broker is given a warm-up before it is sent requests, so that the workers of its previous
+incarnation have registered with it again: requests sent at once would find no worker and fail
+(`not_found`) instead of waiting a moment. `AttemptTable`
 keeps every request (`Call`) until it is answered: each send of it is an *attempt* with a new
 link-wide id, at one broker; a reply is taken only from the call's current attempt, so a call
 is answered once and all its outcomes come from one attempt. When a broker is lost or
@@ -31,16 +34,25 @@ class BrokerPeer:
     incarnation: str = ""
     #: Whether the broker counts as reachable (heard within the liveness time).
     live: bool = False
+    #: Until when a restarted broker warms up (it is sent nothing before).
+    warm_at: float = -math.inf
 
-    def heard(self, now: float, incarnation: str = "") -> bool:
+    def heard(self, now: float, incarnation: str = "", warm_up_s: float = 0.0) -> bool:
         """The broker sent something (a heartbeat carries its incarnation); True when that
-        incarnation differs from the one known: the broker restarted."""
+        incarnation differs from the one known: the broker restarted, and warms up for
+        `warm_up_s` from now."""
         self.heard_at, self.live = now, True
         if not incarnation or incarnation == self.incarnation:
             return False
         restarted = bool(self.incarnation)
         self.incarnation = incarnation
+        if restarted:
+            self.warm_at = now + warm_up_s
         return restarted
+
+    def ready(self, now: float) -> bool:
+        """Whether the broker may be sent requests now: live and warm."""
+        return self.live and now >= self.warm_at
 
     def check(self, now: float, liveness_s: float) -> bool:
         """True once, when a live broker has been silent for more than `liveness_s`."""
@@ -151,9 +163,11 @@ class AttemptTable(Generic[Waiter]):
             call.broker = None
 
 
-def brokers_by_preference(peers: Sequence[BrokerPeer], in_flight: Sequence[int]) -> list[int]:
-    """The live brokers, least in flight first (ties: in the order given)."""
+def brokers_by_preference(
+    peers: Sequence[BrokerPeer], in_flight: Sequence[int], now: float
+) -> list[int]:
+    """The ready brokers, least in flight first (ties: in the order given)."""
     return sorted(
-        (index for index, peer in enumerate(peers) if peer.live),
+        (index for index, peer in enumerate(peers) if peer.ready(now)),
         key=lambda index: in_flight[index],
     )

@@ -5,7 +5,8 @@ Every coroutine of a gateway process shares one `BrokerLink`. It heartbeats each
 broker silent for `LIVENESS_S` as lost. It keeps every request until it is answered
 (`msq.gateways.core.attempts`): a request goes to the live broker with the fewest requests in
 flight; when that broker is lost, or answers with another incarnation (it restarted), the
-request is sent again, whole and under a new attempt id, to a live broker, until its deadline.
+request is sent again, whole and under a new attempt id, to a live broker, until its deadline
+(a restarted broker first gets `WARM_UP_S` for its workers to register with it again).
 Replies of abandoned attempts are ignored, so the caller gets exactly one answer. Each request
 also carries its request id (`msq.gateways.core.request_ids`), which the link's log lines name.
 Create the link inside the running event loop of the process that uses it (for gunicorn: after
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5
 #: A broker silent for this long is lost: its requests go to another (or its next incarnation).
 LIVENESS_S = 1.5
+#: A restarted broker's warm-up: the time its workers take to register with it again (their
+#: heartbeats are 1 s apart, and the broker's first one answers them "register again").
+WARM_UP_S = 2.5
 #: Seconds between two tries to reach a broker that is not live (and to place waiting requests).
 RETRY_S = 0.05
 #: Longest time a request waits for a reachable broker before it fails as unavailable.
@@ -168,7 +172,7 @@ class BrokerLink:
         return answer if answer.error is None else _failed(rid, answer)
 
     async def status(self, *, timeout_s: float = 2.0) -> Status | None:
-        """What the brokers serve, and their statistics: the first answer of the live brokers
+        """What the brokers serve, and their statistics: the first answer of the ready brokers
         (all are asked, so a broker that has just died costs nothing); None when none answers
         in time."""
         request_id = self._calls.next_id()
@@ -176,7 +180,7 @@ class BrokerLink:
         self._queries[request_id] = future
         give_up = time.monotonic() + timeout_s
         try:
-            while not self._send_to_every_live(StatusQuery(request_id)):
+            while not self._send_to_every_ready(StatusQuery(request_id)):
                 if time.monotonic() >= give_up:
                     return None
                 await asyncio.sleep(RETRY_S)
@@ -204,7 +208,7 @@ class BrokerLink:
     def _place(self, call: Call[asyncio.Future[Answer]], now: float) -> bool:
         """Send the call's next attempt to the best live broker that takes it; False (the call
         waits for one) when none does."""
-        for index in brokers_by_preference(self._peers, self._calls.in_flight()):
+        for index in brokers_by_preference(self._peers, self._calls.in_flight(), now):
             request = self._calls.attempt(call, index, now)
             if self._send_now(index, request):
                 return True
@@ -256,12 +260,12 @@ class BrokerLink:
         )
         return not (sent.done() and isinstance(sent.exception(), zmq.Again))
 
-    def _send_to_every_live(self, message: Message) -> bool:
-        """Send to every live broker; whether any took it."""
-        taken = [
-            self._send_now(index, message) for index, peer in enumerate(self._peers) if peer.live
-        ]
-        return any(taken)
+    def _send_to_every_ready(self, message: Message) -> bool:
+        """Send to every ready broker; whether any took it."""
+        now = time.monotonic()
+        ready = [index for index, peer in enumerate(self._peers) if peer.ready(now)]
+        taken = sum(self._send_now(index, message) for index in ready)  # all, not the first
+        return taken > 0
 
     async def _pulse(self) -> None:
         """Heartbeat the brokers, notice lost ones, and place the requests that wait."""
@@ -292,7 +296,7 @@ class BrokerLink:
                 continue
             if isinstance(message, Heartbeat):
                 was_live = peer.live
-                if peer.heard(now, message.incarnation):
+                if peer.heard(now, message.incarnation, WARM_UP_S):
                     self._resubmit(index, f"restarted (incarnation {message.incarnation})", now)
                 if not was_live:
                     log.info("broker %s is reachable", peer.address)

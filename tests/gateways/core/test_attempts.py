@@ -70,11 +70,22 @@ def test_an_attempt_no_broker_took_keeps_the_call_waiting_since_it_began() -> No
     assert table.calls() == [] and table.waiting() == []
 
 
-def test_live_brokers_are_preferred_by_fewest_in_flight() -> None:
+def test_a_restarted_peer_warms_up_before_it_is_ready() -> None:
+    peer = BrokerPeer("tcp://a")
+    peer.heard(0.0, "one", 2.5)
+    assert peer.ready(0.0)  # the first incarnation the link sees: no warm-up
+    assert peer.heard(1.0, "two", 2.5)
+    assert peer.live and not peer.ready(3.4) and peer.ready(3.5)
+
+
+def test_ready_brokers_are_preferred_by_fewest_in_flight() -> None:
     peers = [BrokerPeer("tcp://a"), BrokerPeer("tcp://b"), BrokerPeer("tcp://c")]
-    assert brokers_by_preference(peers, [0, 0, 0]) == []
+    assert brokers_by_preference(peers, [0, 0, 0], 0.0) == []
     for peer in peers:
-        peer.heard(0.0)
-    assert brokers_by_preference(peers, [3, 1, 1]) == [1, 2, 0]
+        peer.heard(0.0, "one")
+    assert brokers_by_preference(peers, [3, 1, 1], 0.0) == [1, 2, 0]
     peers[1].check(10.0, 1.5)
-    assert brokers_by_preference(peers, [3, 1, 1]) == [2, 0]
+    assert brokers_by_preference(peers, [3, 1, 1], 10.0) == [2, 0]
+    peers[0].heard(10.0, "restarted", 2.5)
+    assert brokers_by_preference(peers, [0, 1, 1], 10.0) == [2]
+    assert brokers_by_preference(peers, [0, 1, 1], 12.5) == [0, 2]
