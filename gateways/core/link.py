@@ -171,25 +171,26 @@ class BrokerLink:
             return _failed(rid, Reply(call.attempt, version, error=failure))
         return answer if answer.error is None else _failed(rid, answer)
 
-    async def status(self, *, timeout_s: float = 2.0) -> Status | None:
-        """What the brokers serve, and their statistics: the first answer of the ready brokers
-        (all are asked, so a broker that has just died costs nothing); None when none answers
-        in time."""
+    async def status(self, *, timeout_s: float = BROKER_WAIT_S) -> Status | None:
+        """What the brokers serve, and their statistics: the first answer of the ready brokers,
+        or None when none answers within `timeout_s`. Like a request, the query waits for a
+        ready broker; it is sent to every ready one, again every `HEARTBEAT_S` while
+        unanswered, so a broker that dies before answering costs nothing."""
         request_id = self._calls.next_id()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queries[request_id] = future
         give_up = time.monotonic() + timeout_s
         try:
-            while not self._send_to_every_ready(StatusQuery(request_id)):
-                if time.monotonic() >= give_up:
-                    return None
-                await asyncio.sleep(RETRY_S)
-            answer = await asyncio.wait_for(future, max(0.0, give_up - time.monotonic()))
-        except TimeoutError:
+            while (left_s := give_up - time.monotonic()) > 0:
+                sent = self._send_to_every_ready(StatusQuery(request_id))
+                again_s = HEARTBEAT_S if sent else RETRY_S
+                done, _ = await asyncio.wait([future], timeout=min(again_s, left_s))
+                if done:
+                    answer = future.result()
+                    return answer if isinstance(answer, Status) else None
             return None
         finally:
             self._queries.pop(request_id, None)
-        return answer if isinstance(answer, Status) else None
 
     def close(self) -> None:
         """Stop reading and close the sockets; pending calls fail as unavailable."""
@@ -260,12 +261,11 @@ class BrokerLink:
         )
         return not (sent.done() and isinstance(sent.exception(), zmq.Again))
 
-    def _send_to_every_ready(self, message: Message) -> bool:
-        """Send to every ready broker; whether any took it."""
+    def _send_to_every_ready(self, message: Message) -> int:
+        """Send to every ready broker; to how many."""
         now = time.monotonic()
         ready = [index for index, peer in enumerate(self._peers) if peer.ready(now)]
-        taken = sum(self._send_now(index, message) for index in ready)  # all, not the first
-        return taken > 0
+        return sum(self._send_now(index, message) for index in ready)
 
     async def _pulse(self) -> None:
         """Heartbeat the brokers, notice lost ones, and place the requests that wait."""
