@@ -36,6 +36,8 @@ class BrokerPeer:
     live: bool = False
     #: Until when a restarted broker warms up (it is sent nothing before).
     warm_at: float = -math.inf
+    #: When the link last sent it a heartbeat.
+    pinged_at: float = -math.inf
 
     def heard(self, now: float, incarnation: str = "", warm_up_s: float = 0.0) -> bool:
         """The broker sent something (a heartbeat carries its incarnation); True when that
@@ -53,6 +55,11 @@ class BrokerPeer:
     def ready(self, now: float) -> bool:
         """Whether the broker may be sent requests now: live and warm."""
         return self.live and now >= self.warm_at
+
+    def ping_due(self, now: float, interval_s: float, retry_s: float) -> bool:
+        """Whether to heartbeat the broker now: every `interval_s` while it is live, every
+        `retry_s` while it is not (to find it as soon as it is back)."""
+        return now >= self.pinged_at + (interval_s if self.live else retry_s)
 
     def check(self, now: float, liveness_s: float) -> bool:
         """True once, when a live broker has been silent for more than `liveness_s`."""

@@ -92,7 +92,6 @@ class BrokerLink:
         ]
         self._calls: AttemptTable[asyncio.Future[Answer]] = AttemptTable(len(addresses))
         self._queries: dict[int, asyncio.Future[Answer]] = {}
-        self._pinged = [-HEARTBEAT_S] * len(addresses)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read(index)) for index in range(len(addresses))]
         self._tasks.append(loop.create_task(self._pulse()))
@@ -274,9 +273,8 @@ class BrokerLink:
             for index, peer in enumerate(self._peers):
                 if peer.check(now, LIVENESS_S):
                     self._resubmit(index, f"silent for {LIVENESS_S} s", now)
-                due = self._pinged[index] + (HEARTBEAT_S if peer.live else RETRY_S)
-                if now >= due and self._send_now(index, Heartbeat()):
-                    self._pinged[index] = now
+                if peer.ping_due(now, HEARTBEAT_S, RETRY_S) and self._send_now(index, Heartbeat()):
+                    peer.pinged_at = now
             self._place_waiting(now)
             await asyncio.sleep(RETRY_S)
 

@@ -70,6 +70,15 @@ def test_an_attempt_no_broker_took_keeps_the_call_waiting_since_it_began() -> No
     assert table.calls() == [] and table.waiting() == []
 
 
+def test_a_peer_is_pinged_often_until_it_is_live() -> None:
+    peer = BrokerPeer("tcp://a")
+    assert peer.ping_due(0.0, 0.5, 0.05)
+    peer.pinged_at = 0.0
+    assert not peer.ping_due(0.04, 0.5, 0.05) and peer.ping_due(0.05, 0.5, 0.05)
+    peer.heard(0.05, "one")
+    assert not peer.ping_due(0.45, 0.5, 0.05) and peer.ping_due(0.5, 0.5, 0.05)
+
+
 def test_a_restarted_peer_warms_up_before_it_is_ready() -> None:
     peer = BrokerPeer("tcp://a")
     peer.heard(0.0, "one", 2.5)
