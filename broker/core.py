@@ -16,9 +16,9 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
-restarted broker at once. A gateway
-link silent for `worker_expiry_s` is forgotten and its requests are cancelled (its process
-died: nobody waits for their replies).
+restarted broker at once. A gateway link silent for `worker_expiry_s` is forgotten and its
+requests are cancelled (its process died: nobody waits for their replies); at shutdown, gateway
+links are told (`Disconnect`) so that they send their requests to another broker.
 """
 
 from __future__ import annotations
