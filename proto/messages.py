@@ -16,7 +16,7 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
