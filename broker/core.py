@@ -13,6 +13,12 @@ Guarantees: every accepted request gets exactly one `Reply` (or none if the gate
 it), by its deadline, with one outcome per instance in order; instances are queued per
 (servable, version, method) and coalesced into jobs no larger than the method's batch size;
 the work of a lost worker is re-dispatched (at most `max_redispatch` times per instance).
+
+Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
+own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
+restarted broker at once. A gateway link silent for `worker_expiry_s` is forgotten and its
+requests are cancelled (its process died: nobody waits for their replies); at shutdown, gateway
+links are told (`Disconnect`) so that they send their requests to another broker.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
-from msq.broker.stats import broker_info, worker_info
+from msq.broker.stats import INCARNATION, broker_info, worker_info
 from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -70,10 +76,19 @@ class Outgoing(NamedTuple):
 class BrokerCore:
     """The scheduling state machine; see the module docstring."""
 
-    def __init__(self, settings: BrokerSettings | None = None, *, now: float = 0.0) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings | None = None,
+        *,
+        now: float = 0.0,
+        incarnation: str = INCARNATION,
+    ) -> None:
         self.settings = settings or BrokerSettings()
         self.started_at = now
+        self.incarnation = incarnation
         self.workers: dict[bytes, WorkerState] = {}
+        #: Gateway links that heartbeat, and when each was last heard.
+        self.gateways: dict[bytes, float] = {}
         self.jobs: dict[int, RunningJob] = {}
         self.catalog = Catalog(self.settings)
         self.requests = RequestTable(
@@ -107,6 +122,12 @@ class BrokerCore:
         (`msq.broker.control`)."""
         for peer, answer in self.control.on_message(client, message):
             self._emit(Endpoint.FRONTEND, peer, answer)
+        return self._flush()
+
+    def on_gateway_heartbeat(self, client: bytes, now: float) -> list[Outgoing]:
+        """A gateway link's heartbeat: note it alive and answer with this broker's."""
+        self.gateways[client] = now
+        self._emit(Endpoint.FRONTEND, client, Heartbeat(self.incarnation))
         return self._flush()
 
     def on_malformed_request(
@@ -144,9 +165,18 @@ class BrokerCore:
     # ------------------------------------------------------------------ time
 
     def tick(self, now: float) -> list[Outgoing]:
-        """Expire deadlines and silent or hung workers, send heartbeats, close batch windows."""
+        """Expire deadlines, silent gateway links and silent or hung workers, send heartbeats,
+        close batch windows."""
         self.requests.expire(now)
         settings = self.settings
+        for client, last_seen in list(self.gateways.items()):
+            if now - last_seen > settings.worker_expiry_s:
+                del self.gateways[client]
+                dropped = self.requests.cancel_client(client)
+                log.warning(
+                    "gateway link %s silent for %.1f s: dropped its %d requests",
+                    client.hex(), now - last_seen, dropped,
+                )  # fmt: skip
         for worker in list(self.workers.values()):
             if now - worker.last_seen > settings.worker_expiry_s:
                 self._lose(worker.worker_id, now, "worker missed its heartbeats")
@@ -160,7 +190,7 @@ class BrokerCore:
                 self._release(worker, now)
             elif now - worker.last_sent >= settings.heartbeat_interval_s:
                 worker.last_sent = now
-                self._emit(Endpoint.BACKEND, worker.worker_id, Heartbeat())
+                self._emit(Endpoint.BACKEND, worker.worker_id, Heartbeat(self.incarnation))
         for route in self._live_routes():
             self._dispatch(route, now)
         return self._flush()
@@ -172,6 +202,7 @@ class BrokerCore:
         soonest = self.requests.deadlines.soonest()
         if soonest is not None:
             times.append(soonest)
+        times.extend(seen + settings.worker_expiry_s for seen in self.gateways.values())
         for worker in self.workers.values():
             times.append(worker.last_sent + settings.heartbeat_interval_s)
             times.append(worker.last_seen + settings.worker_expiry_s)
@@ -198,7 +229,11 @@ class BrokerCore:
         )  # fmt: skip
 
     def shutdown(self) -> list[Outgoing]:
-        """Answer every pending request: the broker is going away."""
+        """The broker is going away: tell each heartbeating gateway link (`Disconnect`; it sends
+        its requests to another broker) and answer every other pending request."""
+        for client in self.gateways:
+            self.requests.cancel_client(client)
+            self._emit(Endpoint.FRONTEND, client, Disconnect("broker is shutting down"))
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
         self.requests.fail_all(failure)
         return self._flush()

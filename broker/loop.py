@@ -23,6 +23,7 @@ from msq.proto import transport
 from msq.proto.messages import (
     Cancel,
     ControllerReady,
+    Heartbeat,
     RepositoryAnswer,
     RepositoryCommand,
     Request,
@@ -149,6 +150,8 @@ class BrokerLoop:
                 self._send(self.core.on_status_query(client, message, now))
             case ControllerReady() | RepositoryCommand() | RepositoryAnswer():
                 self._send(self.core.on_control(client, message, now))
+            case Heartbeat():
+                self._send(self.core.on_gateway_heartbeat(client, now))
             case _:
                 log.warning("gateway %s sent unexpected %s", client.hex(), type(message).__name__)
 

@@ -44,6 +44,13 @@ class RequestTable:
             pending.done = True
             pending.route.forget(pending)
 
+    def cancel_client(self, client: bytes) -> int:
+        """A gateway link is gone: forget all its requests without replying; how many."""
+        keys = [key for key in self.pending if key[0] == client]
+        for key in keys:
+            self.cancel(key)
+        return len(keys)
+
     def reject(
         self, client: bytes, request_id: int, failure: Failure, version: int = 0, rid: str = ""
     ) -> None:

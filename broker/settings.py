@@ -38,7 +38,7 @@ class BrokerSettings:
 
     @property
     def worker_expiry_s(self) -> float:
-        """How long a silent worker is kept before it is considered lost."""
+        """How long a silent worker (or gateway link) is kept before it is considered lost."""
         return self.heartbeat_interval_s * self.heartbeat_liveness
 
     def policy_for(self, servable: str, announced: BatchPolicy) -> BatchPolicy:

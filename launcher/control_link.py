@@ -1,6 +1,6 @@
-"""The model controller's link to the broker: it announces itself (`ControllerReady`), answers
-the repository commands the broker relays from the gateways, and in poll mode scans the servable
-directory every `--repository-poll-secs`.
+"""The model controller's link to the brokers (one DEALER each): it announces itself
+(`ControllerReady`), answers the repository commands the brokers relay from the gateways, and in
+poll mode scans the servable directory every `--repository-poll-secs`.
 
 One thread owns the DEALER (made by `msq.proto.transport`); loads and unloads run in threads of
 their own (they wait for workers to get ready or to drain) and hand their answers back through
@@ -33,12 +33,13 @@ _TICK_MS = 100
 
 
 class ControlLink:
-    """Runs a `ModelController` for the broker at `frontend`, in a thread of its own."""
+    """Runs a `ModelController` for the brokers at `frontends`, in a thread of its own; each
+    command is answered to the broker that relayed it."""
 
-    def __init__(self, controller: ModelController, frontend: str) -> None:
+    def __init__(self, controller: ModelController, frontends: list[str]) -> None:
         self.controller = controller
-        self.frontend = frontend
-        self._answers: queue.SimpleQueue[RepositoryAnswer] = queue.SimpleQueue()
+        self.frontends = frontends
+        self._answers: queue.SimpleQueue[tuple[int, RepositoryAnswer]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="msq-model-control", daemon=True)
 
@@ -54,23 +55,31 @@ class ControlLink:
     def _run(self) -> None:
         settings = self.controller.settings
         context: zmq.Context[Any] = zmq.Context()
-        sock = transport.dealer(context, self.frontend)
+        socks = [transport.dealer(context, frontend) for frontend in self.frontends]
+        poller = zmq.Poller()
+        for sock in socks:
+            poller.register(sock, zmq.POLLIN)
         next_announce = next_poll = time.monotonic()
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if now >= next_announce:
                     next_announce = now + ANNOUNCE_S
-                    sock.send_multipart(transport.frames_of(ControllerReady(settings.mode)))
+                    for sock in socks:
+                        sock.send_multipart(transport.frames_of(ControllerReady(settings.mode)))
                 if settings.mode is ControlMode.POLL and now >= next_poll:
                     next_poll = now + settings.poll_s
                     self._poll()
-                if sock.poll(_TICK_MS):
-                    self._receive(sock)
+                events = dict(poller.poll(_TICK_MS))
+                for index, sock in enumerate(socks):
+                    if sock in events:
+                        self._receive(index, sock)
                 while not self._answers.empty():
-                    sock.send_multipart(transport.frames_of(self._answers.get()))
+                    index, answer = self._answers.get()
+                    socks[index].send_multipart(transport.frames_of(answer))
         finally:
-            sock.close(linger=0)
+            for sock in socks:
+                sock.close(linger=0)
             context.term()
 
     def _poll(self) -> None:
@@ -79,7 +88,7 @@ class ControlLink:
         except OSError as exc:  # the directory went away, say: try again at the next poll
             log.error("cannot scan %s: %s", self.controller.settings.servable_dir, exc)
 
-    def _receive(self, sock: zmq.Socket[Any]) -> None:
+    def _receive(self, index: int, sock: zmq.Socket[Any]) -> None:
         while True:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -91,34 +100,36 @@ class ControlLink:
                 log.warning("dropping a malformed message from the broker: %s", exc)
                 continue
             if isinstance(message, RepositoryCommand):
-                self._command(message)
+                self._command(index, message)
             else:
                 log.warning("dropping an unexpected %s from the broker", type(message).__name__)
 
-    def _command(self, command: RepositoryCommand) -> None:
+    def _command(self, index: int, command: RepositoryCommand) -> None:
         controller = self.controller
         actions: dict[str, Callable[[str], Failure | None]] = {
             "load": controller.load,
             "unload": controller.unload,
         }
         if command.action == "index":
-            self._answers.put(RepositoryAnswer(command.request_id, controller.index()))
+            self._answers.put((index, RepositoryAnswer(command.request_id, controller.index())))
         elif command.action in actions:
             act = actions[command.action]
-            _spawn(lambda: self._answer(command, act))
+            _spawn(lambda: self._answer(index, command, act))
         else:
             failure = Failure(
                 ErrorKind.INVALID_INPUT, f"unknown repository action {command.action!r}"
             )
-            self._answers.put(RepositoryAnswer(command.request_id, error=failure))
+            self._answers.put((index, RepositoryAnswer(command.request_id, error=failure)))
 
-    def _answer(self, command: RepositoryCommand, act: Callable[[str], Failure | None]) -> None:
+    def _answer(
+        self, index: int, command: RepositoryCommand, act: Callable[[str], Failure | None]
+    ) -> None:
         try:
             failure = act(command.model)
         except Exception as exc:  # a bug must cost one answer, not the controller
             log.exception("%s of %r failed", command.action, command.model)
             failure = Failure(ErrorKind.INTERNAL, f"{command.action} failed: {exc}")
-        self._answers.put(RepositoryAnswer(command.request_id, error=failure))
+        self._answers.put((index, RepositoryAnswer(command.request_id, error=failure)))
 
 
 def _spawn(work: Callable[[], object]) -> None:

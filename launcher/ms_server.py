@@ -211,7 +211,7 @@ class _Server:
         supervisor = self.ensure_supervisor()
         if not any(child.labels["kind"] == "broker" for child in supervisor.children):
             assert self.workdir is not None
-            self.start(plan.broker(self.deployment, self.workdir))
+            self.start(*plan.brokers(self.deployment, self.workdir))
         return supervisor
 
     def start(self, *children: Child, timeout_s: float | None = None) -> None:

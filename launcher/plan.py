@@ -16,7 +16,7 @@ Stages = tuple[list[Child], list[Child], list[Child]]
 def plan(deployment: Deployment, workdir: Path) -> Stages:
     """Every process of `deployment`; files the broker reads are written to `workdir`."""
     resolved = deployment.resolved()
-    return [broker(resolved, workdir)], workers(resolved), gateways(resolved)
+    return brokers(resolved, workdir), workers(resolved), gateways(resolved)
 
 
 def log_options(log: Logging) -> list[str]:
@@ -25,13 +25,10 @@ def log_options(log: Logging) -> list[str]:
     return ["--log-level", log.level, "--log-format", log.format, *tracing]
 
 
-def broker(deployment: Deployment, workdir: Path) -> Child:
-    """The broker; its batching settings go in `workdir/broker-batching.toml`."""
+def brokers(deployment: Deployment, workdir: Path) -> list[Child]:
+    """The brokers; their batching settings go in `workdir/broker-batching.toml`."""
     settings = deployment.broker
-    command = [
-        "msq-broker",
-        "--frontend", settings.frontend,
-        "--backend", settings.backend,
+    shared = [
         "--max-message-mb", str(settings.max_message_mb),
         "--heartbeat-interval", str(settings.heartbeat_interval_s),
         "--max-redispatch", str(settings.max_redispatch),
@@ -41,8 +38,16 @@ def broker(deployment: Deployment, workdir: Path) -> Child:
     if deployment.batching:
         path = workdir / "broker-batching.toml"
         path.write_text(to_toml({"batching": deployment.batching}))
-        command += ["--config", str(path)]
-    return Child("broker", [*command, *log_options(deployment.log)], {"kind": "broker"})
+        shared += ["--config", str(path)]
+    endpoints = settings.endpoints()
+    several = len(endpoints) > 1
+    children = []
+    for index, (frontend, backend) in enumerate(endpoints, 1):
+        command = ["msq-broker", "--frontend", frontend, "--backend", backend, *shared]
+        labels = {"kind": "broker", "broker": str(index)} if several else {"kind": "broker"}
+        name = f"broker #{index}" if several else "broker"
+        children.append(Child(name, [*command, *log_options(deployment.log)], labels))
+    return children
 
 
 def workers(deployment: Deployment) -> list[Child]:
@@ -68,7 +73,7 @@ def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -
             "--device", worker_device(device),
             "--servable-dir", str(servable.directory),
             "--servable", name,
-            "--broker", deployment.broker.backend,
+            "--broker", deployment.broker.backends(),
             "--workers-on-host", str(on_host),
             *decryption,
             *(["--legacy-imports"] if servable.legacy_imports else []),
@@ -95,7 +100,7 @@ def grpc(deployment: Deployment) -> Child:
     command = [
         "msq-grpc-gateway",
         "--listen", settings.listen,
-        "--broker", deployment.broker.frontend,
+        "--broker", deployment.broker.frontends(),
         "--max-msg-mb", str(settings.max_message_mb),
         "--default-timeout", str(deployment.timeouts.request_s),
         *_tls(settings.tls, "--tls-cert", "--tls-key", "--tls-ca"),
@@ -110,7 +115,7 @@ def rest(deployment: Deployment) -> Child:
     command = [
         "msq-rest-gateway",
         "--listen", settings.listen,
-        "--broker", deployment.broker.frontend,
+        "--broker", deployment.broker.frontends(),
         "--workers", str(settings.workers),
         "--max-body-mb", str(settings.max_body_mb),
         "--timeout", str(deployment.timeouts.request_s),

@@ -74,6 +74,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
            "workers map removed MindSpore 1.x modules and Pillow constants")  # fmt: skip
     option("--broker-frontend", "broker.frontend", str, "endpoint gateways connect to")
     option("--broker-backend", "broker.backend", str, "endpoint workers connect to")
+    option("--brokers", "broker.count", int,
+           "brokers side by side (active-active): broker i (from 0) listens on the frontend "
+           "and backend ports + 2*i (default 1)")  # fmt: skip
     option("--max-message-mb", "broker.max_message_mb", int, "largest broker message (MB)")
     for setting in SETTINGS.values():
         option(f"--{setting.keyword.replace('_', '-')}", f"batching.*.{setting.name}",
@@ -174,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
             supervisor, *control, stages[1], broker_frontend=deployment.broker.frontend,
             start_timeout_s=deployment.timeouts.start_s,
         )  # fmt: skip
-        link = ControlLink(controller, deployment.broker.frontend)
+        frontends = [frontend for frontend, _ in deployment.broker.endpoints()]
+        link = ControlLink(controller, frontends)
     try:
         return _serve(deployment, stages, supervisor, link)
     finally:
@@ -240,7 +244,8 @@ def banner(deployment: Deployment, targets: list[Target]) -> str:
             f'"x2":[[1.0,1.0],[1.0,1.0]]}}}}\' {base}/model/add:add_common'
         )
     broker = deployment.broker
-    lines.append(f"  broker: gateways -> {broker.frontend}, workers -> {broker.backend}")
+    for frontend, backend in broker.endpoints():
+        lines.append(f"  broker: gateways -> {frontend}, workers -> {backend}")
     for target in targets:
         what = " ".join(target.labels.values())
         lines.append(f"  metrics ({what}): http://{target.address}/metrics")

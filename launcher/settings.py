@@ -127,6 +127,41 @@ class Broker:
     max_message_mb: int = _bounded(512, 1)
     heartbeat_interval_s: float = _bounded(_BROKER.heartbeat_interval_s, 0.001)
     max_redispatch: int = _bounded(_BROKER.max_redispatch, 0)
+    #: Brokers side by side (active-active): broker i (from 0) listens on the frontend and
+    #: backend ports + 2*i; every worker and gateway connects to all of them.
+    count: int = _bounded(1, 1)
+
+    def __post_init__(self) -> None:
+        if self.count > 1:
+            for endpoint in (self.frontend, self.backend):
+                _, _, port = endpoint.rpartition(":")
+                if not endpoint.startswith("tcp://") or not port.isdigit():
+                    raise SettingsError(
+                        f"count: {self.count} brokers need tcp://HOST:PORT endpoints, not "
+                        f"{endpoint}"
+                    )
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(frontend, backend) of each broker."""
+        if self.count == 1:
+            return [(self.frontend, self.backend)]
+        return [
+            (_shifted(self.frontend, 2 * index), _shifted(self.backend, 2 * index))
+            for index in range(self.count)
+        ]
+
+    def frontends(self) -> str:
+        """Every broker's frontend, comma-separated (a gateway's `--broker`)."""
+        return ",".join(frontend for frontend, _ in self.endpoints())
+
+    def backends(self) -> str:
+        """Every broker's backend, comma-separated (a worker's `--broker`)."""
+        return ",".join(backend for _, backend in self.endpoints())
+
+
+def _shifted(endpoint: str, by: int) -> str:
+    head, _, port = endpoint.rpartition(":")
+    return f"{head}:{int(port) + by}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--broker",
         action="append",
         metavar="ADDR",
-        help=f"broker frontend to ask (repeatable; default {transport.DEFAULT_FRONTEND})",
+        help="broker frontend to ask (repeatable or comma-separated, as gateways take it; "
+        f"default {transport.DEFAULT_FRONTEND})",
     )
     parser.add_argument(
         "--watch",
@@ -259,7 +261,12 @@ def _milliseconds(value: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """`msq status`: 0 when every broker answered (always 0 after `--watch` ends)."""
-    client = StatusClient(args.broker or [transport.DEFAULT_FRONTEND], args.timeout)
+    try:
+        brokers = transport.endpoints(args.broker or transport.DEFAULT_FRONTEND)
+    except ValueError as exc:
+        print(f"msq status: {exc}", file=sys.stderr)
+        return 2
+    client = StatusClient(brokers, args.timeout)
     console = Console()
     try:
         if args.watch is None:

@@ -16,7 +16,7 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
@@ -59,7 +59,14 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Both ways between broker and worker: the sender is alive."""
+    """Both ways between the broker and each worker or gateway link: the sender is alive.
+
+    The broker's carry its `incarnation` (random per broker process, as in `BrokerInfo`): a
+    peer that sees another one knows the broker restarted and its work there is gone. Workers'
+    and gateways' heartbeats leave it empty.
+    """
+
+    incarnation: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,3 +80,21 @@ def frames_of(message: Message, *, peer: bytes | None = None) -> list[Buffer]:
 def message_of(frames: Sequence[zmq.Frame]) -> Message:
     """Decode frames received with `copy=False`; tensors stay views of the frames."""
     return decode([frame.buffer for frame in frames])
+
+
+def endpoints(values: str | Sequence[str]) -> list[str]:
+    """Broker endpoints from one option value or several (each may be a comma-separated list),
+    in order, each once; ValueError for an empty list or a value that is not `scheme://...`."""
+    found: list[str] = []
+    for value in [values] if isinstance(values, str) else values:
+        for item in value.split(","):
+            address = item.strip()
+            if "://" not in address:
+                raise ValueError(
+                    f"invalid broker endpoint {address!r}: not a ZeroMQ endpoint (tcp://HOST:PORT)"
+                )
+            if address not in found:
+                found.append(address)
+    if not found:
+        raise ValueError("no broker endpoint given")
+    return found

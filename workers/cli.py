@@ -1,8 +1,9 @@
 """`msq-worker`: serve one servable version on one device for a broker.
 
     msq-worker --device cpu --servable-dir DIR --servable NAME[:VERSION] \\
-        --broker tcp://127.0.0.1:5601 [--threads N] [--capacity N] [--max-batch-size N] \\
-        [--dec-key-file PATH [--dec-mode AES-GCM|AES-CBC|SM4-CBC]] [--legacy-imports]
+        --broker tcp://127.0.0.1:5601[,tcp://...] [--threads N] [--capacity N] \\
+        [--max-batch-size N] [--dec-key-file PATH [--dec-mode AES-GCM|AES-CBC|SM4-CBC]] \\
+        [--legacy-imports]
 
 Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once registered.
 """
@@ -20,7 +21,7 @@ import zmq
 from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
-from msq.proto.transport import DEFAULT_BACKEND
+from msq.proto.transport import DEFAULT_BACKEND, endpoints
 from msq.tracing import setup_tracing
 from msq.workers.decryption import (
     DEC_MODES,
@@ -91,8 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--broker",
-        default=DEFAULT_BACKEND,
-        help=f"broker backend endpoint (default {DEFAULT_BACKEND})",
+        action="append",
+        help="a broker's backend endpoint; repeat it or give a comma-separated list to serve "
+        f"several brokers (default {DEFAULT_BACKEND})",
     )
     parser.add_argument(
         "--threads",
@@ -145,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("msq-worker", args.log_level, args.log_format)
     setup_tracing("msq-worker", args.tracing)
     try:
-        _check_endpoint(args.broker)
+        brokers = endpoints(args.broker or DEFAULT_BACKEND)
+        for broker in brokers:
+            _check_endpoint(broker)
         decryption: Decryption | None = None
         if args.dec_key_file is not None:
             decryption = read_key_file(args.dec_key_file, args.dec_mode)
@@ -173,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         except (DeviceError, ServableLoadError) as exc:
             print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
             return 1
-        serve(args, servable)
+        serve(args, servable, brokers)
     return 0
 
 
-def serve(args: argparse.Namespace, servable: LoadedServable) -> None:
-    """Register `servable` with the broker and run its jobs until SIGTERM or SIGINT."""
+def serve(args: argparse.Namespace, servable: LoadedServable, brokers: list[str]) -> None:
+    """Register `servable` with every broker and run its jobs until SIGTERM or SIGINT."""
     from msq.workers.loop import WorkerLoop  # noqa: PLC0415
 
     ready = Ready(
@@ -199,7 +203,7 @@ def serve(args: argparse.Namespace, servable: LoadedServable) -> None:
             detail = f"{servable.name} v{servable.version} on {args.device}"
             announce_ready("msq-worker", ready_detail(detail, address))
 
-    loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
+    loop = WorkerLoop(brokers, ready, servable.execute, on_registered=announce)
     if args.metrics_port is not None:
         from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
 

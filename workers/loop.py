@@ -1,18 +1,25 @@
 """The worker loop: registration, heartbeats and reconnection around one compute thread.
 
-The main thread owns the sockets. It registers with the broker (`Ready`), sends a
-`Heartbeat` when it sent nothing for a second, and treats a broker silent for 3 seconds as
-lost: it closes its DEALER and registers again on a new one, waiting 1 s, 2 s, ... up to
-32 s between failed tries. Jobs go to one compute thread that runs them in order and hands
+The main thread owns the sockets: one DEALER per broker (`msq.workers.brokers`). It registers
+with every broker (`Ready`), sends each a `Heartbeat` when it sent it nothing for a second, and
+treats a broker silent for 3 seconds, asking it to register again, or reporting another
+incarnation in its heartbeats as lost: it closes that DEALER and registers again on a new one.
+
+Credits: the worker announces its whole `capacity` to every broker, so one broker alone can keep
+it busy and losing a broker loses none of its capacity; with several busy brokers it holds up
+to brokers x capacity jobs and runs them in arrival order, which shares it between them in
+proportion to their load. Jobs go to one compute thread that runs them in order and hands
 each encoded `Result` back through an inproc PAIR socket, which wakes the main thread; a job
 expected to be quick (under `INLINE_LIMIT_MS`) runs on the main thread itself when the compute
 thread is idle.
 A job's `timeout_ms` becomes a deadline on this worker's clock when the job arrives; a job still
 unstarted at its deadline is answered timed out without being computed (`JobRunner`).
-Results of jobs received before a re-registration are dropped: the broker has re-queued them.
-`stop()` (SIGTERM) drains: the worker sends `Drain`, keeps running the jobs the broker still
-sends (the broker routes it nothing new while another worker serves its methods) and leaves
-when the broker answers `Drain`, or when the broker stays silent for `liveness_s`.
+Jobs of a broker registration that ended (the broker was lost or restarted) are dropped: not
+started if still queued, a running one's result discarded. That broker re-queued them (it is
+alive) or they are gone with it (the gateways send their requests again).
+`stop()` (SIGTERM) drains: the worker sends `Drain` to every broker, keeps running the jobs
+they still send (a broker routes it nothing new while another worker serves its methods) and
+leaves once each broker answered `Drain`, forgot it, or went silent for `liveness_s`.
 Every line logged while a job runs (model errors included) names the job's request ids
 (`msq.process.log_fields`).
 """
@@ -24,7 +31,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
@@ -36,6 +43,7 @@ from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Disconnect, Drain, Heartbeat, Job, Message, Ready, Result
 from msq.proto.wire import WireError
+from msq.workers.brokers import BrokerConnection, first_due
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +115,12 @@ class JobRunner:
 
 
 class WorkerLoop:
-    """Serve jobs from a broker until `stop()` is called (from any thread or a signal)."""
+    """Serve jobs from one or more brokers until `stop()` is called (from any thread or a
+    signal)."""
 
     def __init__(
         self,
-        broker: str,
+        broker: str | Sequence[str],
         ready: Ready,
         execute: Callable[[Job], Result],
         *,
@@ -121,35 +130,40 @@ class WorkerLoop:
         on_registered: Callable[[], None] | None = None,
         on_result: Callable[[Job, Result], None] | None = None,
     ) -> None:
-        """`on_result` is called with each job and its result, from the thread that ran it."""
-        self.broker = broker
+        """`broker`: one broker's backend endpoint, or several (a sequence or a comma-separated
+        string). `on_registered` is called after each registration with a broker, `on_result`
+        with each job and its result, from the thread that ran it."""
         self.ready = ready
         self.runner = JobRunner(execute)
-        self.heartbeat_s = heartbeat_s
-        self.liveness_s = liveness_s
-        self.max_retry_delay_s = max_retry_delay_s
         self.on_registered = on_registered
         self.on_result = on_result
         self._stopping = threading.Event()
-        #: Set when the worker may leave after `stop()`: drained, or its broker is gone.
-        self._drained = threading.Event()
         self._context: zmq.Context[Any] = zmq.Context()
-        self._jobs: queue.SimpleQueue[tuple[int, Job, Deadline] | None] = queue.SimpleQueue()
+        self.brokers = [
+            BrokerConnection(
+                address,
+                self._context,
+                ready,
+                heartbeat_s=heartbeat_s,
+                liveness_s=liveness_s,
+                max_retry_delay_s=max_retry_delay_s,
+            )
+            for address in transport.endpoints(broker)
+        ]
+        self._jobs: queue.SimpleQueue[tuple[int, int, Job, Deadline] | None] = queue.SimpleQueue()
         self._results_address = f"inproc://msq-worker-results-{id(self)}"
         self._results = self._context.socket(zmq.PAIR)
         self._results.bind(self._results_address)
-        self._dealer: Socket | None = None
         self._poller = zmq.Poller()
-        self._generation = 0
-        self._retry_delay_s = 0.0
-        self._last_heard = self._last_sent = 0.0
+        self._polled: list[Socket | None] = []
         #: Jobs handed to the compute thread whose results have not come back yet.
         self._queued = 0
         #: Compute time per instance of each method's last job (unknown: compute thread).
         self._instance_ms: dict[str, float] = {}
 
     def stop(self) -> None:
-        """Ask the loop to leave: it drains, sends `Disconnect` and returns from `run`."""
+        """Ask the loop to leave: it drains, sends `Disconnect` to every broker and returns from
+        `run`."""
         self._stopping.set()
 
     # ------------------------------------------------------------------------------ main thread
@@ -159,79 +173,59 @@ class WorkerLoop:
         compute = threading.Thread(target=self._compute, name="msq-compute", daemon=True)
         compute.start()
         try:
-            self._register()
             while not self._stopping.is_set():
                 self._step()
-            if self._dealer is not None:
-                logger.info("draining")
-                self._send(Drain("worker shutting down"))
-                while not self._drained.is_set():
-                    self._step()
-            self._send(Disconnect("worker shutting down"))
+            logger.info("draining")
+            now = time.monotonic()
+            for connection in self.brokers:
+                connection.leave(now)
+            while not all(connection.drained for connection in self.brokers):
+                self._step()
+            for connection in self.brokers:
+                connection.send(Disconnect("worker shutting down"))
         finally:
             self._jobs.put(None)
             compute.join(timeout=1.0)
-            if self._dealer is not None:
-                self._dealer.close(linger=100)
+            for connection in self.brokers:
+                if connection.dealer is not None:
+                    connection.dealer.close(linger=100)
             self._results.close()
             if not compute.is_alive():  # else a long job still runs: the process exits anyway
                 self._context.term()
 
     def _step(self) -> None:
-        dealer = self._dealer
-        assert dealer is not None
         now = time.monotonic()
-        wait_s = min(self._last_sent + self.heartbeat_s, self._last_heard + self.liveness_s) - now
-        events = dict(self._poller.poll(timeout=round(max(0.0, min(wait_s, 0.25)) * 1000)))
+        for connection in self.brokers:
+            if connection.step(now) and self.on_registered is not None:
+                self.on_registered()
+        dealers = [connection.dealer for connection in self.brokers]
+        if dealers != self._polled:  # a registration began or ended: poll the new sockets
+            self._polled, self._poller = dealers, zmq.Poller()
+            for sock in [self._results, *dealers]:
+                if sock is not None:
+                    self._poller.register(sock, zmq.POLLIN)
+        wait_s = min(first_due(self.brokers, time.monotonic()), 0.25)
+        events = dict(self._poller.poll(timeout=round(wait_s * 1000)))
         if self._results in events:
             self._forward_results()
-        if dealer in events:
-            self._receive(dealer)
-        now = time.monotonic()
-        if self._dealer is dealer and now - self._last_heard > self.liveness_s:
-            if self._stopping.is_set():
-                logger.warning("broker %s silent while draining: leaving", self.broker)
-                self._drained.set()
-                return
-            logger.warning(
-                "broker %s silent for %.1f s: registering again", self.broker, self.liveness_s
-            )
-            self._register()
-        elif now - self._last_sent >= self.heartbeat_s:
-            self._send(Heartbeat())
+        for index, connection in enumerate(self.brokers):
+            dealer = connection.dealer
+            if dealer is not None and dealer in events:
+                self._receive(index, connection, dealer)
 
-    def _register(self) -> None:
-        """Open a new DEALER and send `Ready`, after the current retry delay."""
-        if self._dealer is not None:
-            self._dealer.close(linger=0)
-            self._dealer = None
-        if self._retry_delay_s and self._stopping.wait(self._retry_delay_s):
-            return
-        self._retry_delay_s = min(max(1.0, self._retry_delay_s * 2), self.max_retry_delay_s)
-        self._generation += 1
-        self._dealer = transport.dealer(self._context, self.broker)
-        self._poller = zmq.Poller()
-        self._poller.register(self._dealer, zmq.POLLIN)
-        self._poller.register(self._results, zmq.POLLIN)
-        self._last_heard = time.monotonic()
-        self._send(self.ready)
-        if self.on_registered is not None:
-            self.on_registered()
-        logger.info("registered with broker %s", self.broker)
-
-    def _receive(self, dealer: Socket) -> None:
-        """Handle the broker's waiting messages (a bounded number, to stay responsive)."""
+    def _receive(self, index: int, connection: BrokerConnection, dealer: Socket) -> None:
+        """Handle a broker's waiting messages (a bounded number, to stay responsive)."""
         for _ in range(_DRAIN_LIMIT):
             try:
                 frames = dealer.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._last_heard = time.monotonic()
-            self._handle(frames)
-            if self._dealer is not dealer:
+            connection.heard(time.monotonic())
+            self._handle(index, connection, frames)
+            if connection.dealer is not dealer:
                 return
 
-    def _handle(self, frames: list[zmq.Frame]) -> None:
+    def _handle(self, index: int, connection: BrokerConnection, frames: list[zmq.Frame]) -> None:
         try:
             message: Message = transport.message_of(frames)
         except WireError as exc:
@@ -239,24 +233,24 @@ class WorkerLoop:
             return
         match message:
             case Job():
-                self._retry_delay_s = 0.0
+                connection.answered()
                 deadline = self.runner.received(message)
                 if self._runs_inline(message):
-                    self._send(self._run(message, deadline))
+                    connection.send(self._run(message, deadline))
                 else:
                     self._queued += 1
-                    self._jobs.put((self._generation, message, deadline))
+                    self._jobs.put((index, connection.generation, message, deadline))
             case Heartbeat():
-                self._retry_delay_s = 0.0
+                connection.answered()
+                if connection.restarted(message.incarnation):
+                    connection.register_again(
+                        time.monotonic(), f"restarted (incarnation {message.incarnation})"
+                    )
             case Drain():
-                logger.info("drained")
-                self._drained.set()
-            case Disconnect() if self._stopping.is_set():
-                logger.info("leaving: the broker forgot this worker (%s)", message.reason)
-                self._drained.set()
+                logger.info("drained by broker %s", connection.address)
+                connection.drained = True
             case Disconnect():
-                logger.warning("broker asked to register again: %s", message.reason)
-                self._register()
+                connection.register_again(time.monotonic(), f"asked: {message.reason}")
             case _:
                 logger.warning("dropped an unexpected %s from the broker", type(message).__name__)
 
@@ -272,26 +266,16 @@ class WorkerLoop:
     def _forward_results(self) -> None:
         for _ in range(_DRAIN_LIMIT):
             try:
-                generation, *frames = self._results.recv_multipart(copy=False, flags=zmq.NOBLOCK)
+                header, *frames = self._results.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._queued -= 1
-            if int.from_bytes(generation.buffer, "little") == self._generation:
-                self._send_frames(frames)
+            index, generation = _unpack(header.bytes)
+            connection = self.brokers[index]
+            if generation == connection.generation:
+                connection.send_frames(frames)
             else:
                 logger.info("dropped the result of a job from before re-registering")
-
-    def _send(self, message: Message) -> None:
-        self._send_frames(transport.frames_of(message))
-
-    def _send_frames(self, frames: list[Any]) -> None:
-        if self._dealer is None:
-            return
-        try:
-            self._dealer.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-            self._last_sent = time.monotonic()
-        except zmq.Again:
-            logger.warning("broker %s is not taking messages: one dropped", self.broker)
 
     # ------------------------------------------------------------------------------ compute thread
 
@@ -300,10 +284,14 @@ class WorkerLoop:
         results.connect(self._results_address)
         try:
             while (item := self._jobs.get()) is not None:
-                generation, job, deadline = item
-                result = self._run(job, deadline)
-                header = generation.to_bytes(8, "little")
-                results.send_multipart([header, *transport.frames_of(result)], copy=False)
+                index, generation, job, deadline = item
+                if generation != self.brokers[index].generation:
+                    logger.info("job %d not computed: its broker registration ended", job.job_id)
+                    frames: list[Any] = []
+                else:
+                    frames = transport.frames_of(self._run(job, deadline))
+                header = index.to_bytes(4, "little") + generation.to_bytes(8, "little")
+                results.send_multipart([header, *frames], copy=False)
         finally:
             results.close(linger=0)
 
@@ -314,3 +302,8 @@ class WorkerLoop:
         if result.compute_ms > 0:
             self._instance_ms[job.method] = result.compute_ms / max(1, len(job.instances))
         return result
+
+
+def _unpack(header: bytes) -> tuple[int, int]:
+    """(broker index, generation) of a result handed back by the compute thread."""
+    return int.from_bytes(header[:4], "little"), int.from_bytes(header[4:], "little")

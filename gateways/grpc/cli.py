@@ -22,7 +22,7 @@ from msq.gateways.grpc.server import (
 from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
-from msq.proto.transport import DEFAULT_FRONTEND
+from msq.proto.transport import DEFAULT_FRONTEND, endpoints
 from msq.tracing import setup_tracing
 
 log = logging.getLogger("msq.gateways.grpc")
@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--broker",
-        default=DEFAULT_FRONTEND,
-        help="the broker's frontend endpoint (default %(default)s)",
+        action="append",
+        help="a broker's frontend endpoint; repeat it or give a comma-separated list for "
+        f"several brokers (default {DEFAULT_FRONTEND})",
     )
     parser.add_argument(
         "--max-msg-mb",
@@ -80,6 +81,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         raise ValueError("--verify-client needs --tls-ca")
     if args.default_timeout <= 0:
         raise ValueError("--default-timeout must be positive")
+    brokers = ",".join(endpoints(args.broker or DEFAULT_FRONTEND))
     tls = None
     if args.tls_cert is not None:
         for path in (args.tls_cert, args.tls_key, args.tls_ca):
@@ -88,7 +90,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         tls = TLSConfig(args.tls_cert, args.tls_key, args.tls_ca, args.verify_client)
     return GatewaySettings(
         listen=args.listen,
-        broker=args.broker,
+        broker=brokers,
         max_message_mb=args.max_msg_mb,
         tls=tls,
         default_timeout_s=args.default_timeout,

@@ -21,7 +21,7 @@ from gunicorn.app.base import BaseApplication
 from msq.gateways.rest.state import MB, RestSettings
 from msq.process import add_log_level, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
-from msq.proto.transport import DEFAULT_FRONTEND
+from msq.proto.transport import DEFAULT_FRONTEND, endpoints
 from msq.tracing import setup_tracing
 
 CONFIG_MODULE = "msq.gateways.rest.gunicorn_conf"
@@ -56,7 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--listen", default="127.0.0.1:1500", help="HOST:PORT to bind")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--broker", default=DEFAULT_FRONTEND, help="broker frontend address")
+    parser.add_argument(
+        "--broker",
+        action="append",
+        help="a broker's frontend endpoint; repeat it or give a comma-separated list for "
+        f"several brokers (default {DEFAULT_FRONTEND})",
+    )
     parser.add_argument("--max-body-mb", type=float, default=100.0, help="largest request body")
     parser.add_argument(
         "--timeout",
@@ -79,8 +84,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--certfile and --keyfile go together")
     if (args.ca_certs or args.verify_client) and not args.certfile:
         parser.error("--ca-certs and --verify-client need --certfile and --keyfile")
-    if "://" not in args.broker:
-        parser.error(f"--broker {args.broker!r} is not a ZeroMQ endpoint (tcp://HOST:PORT)")
+    try:
+        args.broker = ",".join(endpoints(args.broker or DEFAULT_FRONTEND))
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.workers < 1 or args.max_body_mb <= 0 or args.timeout <= 0:
         parser.error("--workers, --max-body-mb and --timeout must be positive")
     return args

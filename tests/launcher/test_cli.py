@@ -123,3 +123,31 @@ def test_the_decryption_key_file_reaches_every_worker_and_the_key_never(tmp_path
     for worker in workers:
         assert option(worker.command, "--dec-key-file") == "/keys/k"
         assert option(worker.command, "--dec-mode") == "AES-CBC"
+
+
+def test_several_brokers_side_by_side_and_everyone_connects_to_all(tmp_path: Path) -> None:
+    planned = commands(tmp_path, "--servable", "add", "--brokers", "2")
+    assert [command[:5] for command in planned[:2]] == [
+        ["msq-broker", "--frontend", "tcp://127.0.0.1:5600", "--backend", "tcp://127.0.0.1:5601"],
+        ["msq-broker", "--frontend", "tcp://127.0.0.1:5602", "--backend", "tcp://127.0.0.1:5603"],
+    ]
+    brokers = {command[0]: command[command.index("--broker") + 1] for command in planned[2:]}
+    assert brokers == {
+        "msq-worker": "tcp://127.0.0.1:5601,tcp://127.0.0.1:5603",
+        "msq-grpc-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
+        "msq-rest-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--brokers", "0"], "broker.count: must be >= 1, not 0"),
+        (["--brokers", "2", "--broker-backend", "ipc:///tmp/b"], "needs tcp://HOST:PORT"),
+    ],
+)
+def test_a_broker_count_that_cannot_be_planned_is_refused(
+    tmp_path: Path, argv: list[str], problem: str
+) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        stages(tmp_path, *argv)

@@ -119,7 +119,7 @@ def test_the_distributed_worker_command_line() -> None:
     ]  # fmt: skip
     assert (child.name, child.labels) == (
         "distributed worker matmul",
-        {"kind": "worker", "servable": "matmul"},
+        {"kind": "worker", "servable": "matmul", "version": "1"},
     )
     assert servable.ready_timeout_s(deployment) == deployment.timeouts.start_s + 30
     forever = DistributedServable(Path("/s"), "matmul", 2, None, "10.0.0.1:6200", 0)

@@ -56,6 +56,7 @@ backend = "tcp://127.0.0.1:5601"
 max_message_mb = 512
 heartbeat_interval_s = 1.0
 max_redispatch = 2
+count = 1
 
 [timeouts]
 request_s = 60.0

