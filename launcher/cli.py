@@ -1,5 +1,5 @@
 """`msq`: `msq serve` starts the broker, workers and both gateways; `msq status` shows them
-(`msq.launcher.status`)."""
+(`msq.launcher.status`); `msq keys` makes CURVE keys (`msq.launcher.keys`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from msq.launcher import status
+from msq.launcher import keys, status
 from msq.launcher.metrics import Target, expose_metrics, write_file_sd
 from msq.launcher.supervisor import Child, Supervisor
 from msq.metrics import DEFAULT_METRICS_HOST
 from msq.process import add_log_level, log_options, on_stop_signals, setup_logging
 from msq.proto import transport
+from msq.security import serve_curve_options
 
 #: Seconds each stage may take to become ready (workers load and warm up their models).
 START_TIMEOUT_S = 180.0
@@ -75,8 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the metrics targets as a Prometheus file-SD JSON file",
     )
+    serve.add_argument(
+        "--curve-dir",
+        type=Path,
+        metavar="DIR",
+        help="CURVE on every broker connection, with the keys of `msq keys generate DIR`",
+    )
+    serve.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="let the broker bind a non-loopback address without CURVE (logged as a WARNING)",
+    )
     add_log_level(serve)
     status.add_parser(commands)
+    keys.add_parser(commands)
     return parser  # fmt: skip
 
 
@@ -91,10 +104,15 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
     if not servables:
         raise ValueError(f"no servable (a folder with servable_config.py) in {args.servable_dir}")
     log_level = log_options(args)
+    curve: dict[str, list[str]] = {"broker": [], "worker": [], "gateway": []}
+    if args.curve_dir is not None:
+        curve = serve_curve_options(args.curve_dir)
+    if args.allow_insecure:
+        curve["broker"].append("--allow-insecure")
     broker = Child(
         "broker",
         ["msq-broker", "--frontend", args.broker_frontend, "--backend", args.broker_backend,
-         *log_level],
+         *curve["broker"], *log_level],
         {"kind": "broker"},
     )  # fmt: skip
     workers_on_host = str(len(servables) * args.workers)
@@ -113,6 +131,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                 args.broker_backend,
                 "--workers-on-host",
                 workers_on_host,
+                *curve["worker"],
                 *log_level,
             ],
             {"kind": "worker", "servable": servable},
@@ -131,6 +150,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     args.grpc,
                     "--broker",
                     args.broker_frontend,
+                    *curve["gateway"],
                     *log_level,
                 ],
                 {"kind": "grpc"},
@@ -148,6 +168,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Child], list[Child], list[Child
                     args.broker_frontend,
                     "--workers",
                     str(args.rest_workers),
+                    *curve["gateway"],
                     *log_level,
                 ],
                 {"kind": "rest"},
@@ -163,12 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "status":
         return status.run(args)
+    if args.command == "keys":
+        return keys.run(args)
     setup_logging("msq", args.log_level, args.log_format)
     if not args.servable_dir.is_dir():
         parser.error(f"{args.servable_dir} is not a directory")
     try:
         stages = plan(args)
-    except ValueError as exc:
+    except ValueError as exc:  # CurveError is a ValueError
         parser.error(str(exc))
     targets: list[Target] = []
     if args.metrics_base_port is not None:

@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,10 @@ from rich.table import Table
 from rich.text import Text
 
 from msq.proto import transport
+from msq.proto.curve import CurveClient, CurveError
 from msq.proto.messages import RouteWindow, Status, StatusQuery
 from msq.proto.wire import WireError
+from msq.security import add_curve_client_options, curve_client_from
 
 #: Seconds to wait for the brokers' answers, and between refreshes of `--watch`.
 DEFAULT_TIMEOUT_S = 2.0
@@ -75,6 +78,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="how long to wait for the brokers' answers (default %(default)s)",
     )
+    add_curve_client_options(parser)
 
 
 def _positive(text: str) -> float:
@@ -87,9 +91,13 @@ def _positive(text: str) -> float:
 class StatusClient:
     """A DEALER to each broker's frontend; `query` asks them all at once."""
 
-    def __init__(self, addresses: list[str], timeout_s: float) -> None:
+    def __init__(
+        self, addresses: list[str], timeout_s: float, curve: CurveClient | None = None
+    ) -> None:
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sockets = {address: transport.dealer(self._context, address) for address in addresses}
+        self._sockets = {
+            address: transport.dealer(self._context, address, curve=curve) for address in addresses
+        }
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
 
@@ -258,8 +266,14 @@ def _milliseconds(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`msq status`: 0 when every broker answered (always 0 after `--watch` ends)."""
-    client = StatusClient(args.broker or [transport.DEFAULT_FRONTEND], args.timeout)
+    """`msq status`: 0 when every broker answered (always 0 after `--watch` ends), 2 when the
+    CURVE key files cannot be used."""
+    try:
+        curve = curve_client_from(args)
+    except CurveError as exc:
+        print(f"msq status: {exc}", file=sys.stderr)
+        return 2
+    client = StatusClient(args.broker or [transport.DEFAULT_FRONTEND], args.timeout, curve)
     console = Console()
     try:
         if args.watch is None:

@@ -19,6 +19,7 @@ from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND
+from msq.security import add_curve_client_options, curve_client_from
 from msq.tracing import setup_tracing
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
 
@@ -104,6 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_positive,
         help="largest batch for dynamic-batch models (overrides the servable)",
     )
+    add_curve_client_options(parser)
     add_metrics_options(parser)
     add_log_level(parser, default="WARNING")
     return parser.parse_args(argv)
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_tracing("msq-worker", args.tracing)
     try:
         _check_endpoint(args.broker)
-    except ValueError as exc:
+        curve = curve_client_from(args)
+    except ValueError as exc:  # CurveError is a ValueError
         print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
         return 1
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             detail = f"{servable.name} v{servable.version} on {args.device}"
             announce_ready("msq-worker", ready_detail(detail, address))
 
-    loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce)
+    loop = WorkerLoop(args.broker, ready, servable.execute, on_registered=announce, curve=curve)
     if args.metrics_port is not None:
         from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
 

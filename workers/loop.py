@@ -29,6 +29,7 @@ import zmq
 from msq import tracing
 from msq.process import log_fields
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Disconnect, Heartbeat, Job, Message, Ready, Result
@@ -117,9 +118,12 @@ class WorkerLoop:
         max_retry_delay_s: float = 32.0,
         on_registered: Callable[[], None] | None = None,
         on_result: Callable[[Job, Result], None] | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
-        """`on_result` is called with each job and its result, from the thread that ran it."""
+        """`on_result` is called with each job and its result, from the thread that ran it;
+        `curve`: connect with CURVE (see `msq.proto.curve`)."""
         self.broker = broker
+        self.curve = curve
         self.ready = ready
         self.runner = JobRunner(execute)
         self.heartbeat_s = heartbeat_s
@@ -195,7 +199,7 @@ class WorkerLoop:
             return
         self._retry_delay_s = min(max(1.0, self._retry_delay_s * 2), self.max_retry_delay_s)
         self._generation += 1
-        self._dealer = transport.dealer(self._context, self.broker)
+        self._dealer = transport.dealer(self._context, self.broker, curve=self.curve)
         self._poller = zmq.Poller()
         self._poller.register(self._dealer, zmq.POLLIN)
         self._poller.register(self._results, zmq.POLLIN)

@@ -21,6 +21,7 @@ import zmq.asyncio
 from msq import tracing
 from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Cancel, Instance, Message, Reply, Request, Status, StatusQuery
@@ -44,13 +45,18 @@ class BrokerLink:
         *,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
+        curve: CurveClient | None = None,
     ) -> None:
+        """`curve`: connect with CURVE (see `msq.proto.curve`); a broker that refuses the key
+        looks unreachable (no connection ever completes)."""
         self.address = address
         self.default_timeout_s = default_timeout_s
         context = zmq.asyncio.Context.instance()
         self._socket = cast(
             zmq.asyncio.Socket,
-            transport.dealer(context, address, immediate=True, max_message_bytes=max_message_bytes),
+            transport.dealer(
+                context, address, immediate=True, max_message_bytes=max_message_bytes, curve=curve
+            ),
         )
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._ids = itertools.count(1)
