@@ -142,6 +142,8 @@ class WorkerLoop:
         self._generation = 0
         self._retry_delay_s = 0.0
         self._last_heard = self._last_sent = 0.0
+        #: Whether this registration's dropped messages were logged (once per registration).
+        self._drops_logged = False
         #: Jobs handed to the compute thread whose results have not come back yet.
         self._queued = 0
         #: Compute time per instance of each method's last job (unknown: compute thread).
@@ -199,6 +201,7 @@ class WorkerLoop:
             return
         self._retry_delay_s = min(max(1.0, self._retry_delay_s * 2), self.max_retry_delay_s)
         self._generation += 1
+        self._drops_logged = False
         self._dealer = transport.dealer(self._context, self.broker, curve=self.curve)
         self._poller = zmq.Poller()
         self._poller.register(self._dealer, zmq.POLLIN)
@@ -275,7 +278,15 @@ class WorkerLoop:
             self._dealer.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
             self._last_sent = time.monotonic()
         except zmq.Again:
-            logger.warning("broker %s is not taking messages: one dropped", self.broker)
+            # Counted as sent: retrying at once would spin while the broker is unreachable.
+            self._last_sent = time.monotonic()
+            if not self._drops_logged:
+                self._drops_logged = True
+                logger.warning(
+                    "broker %s is not taking messages (unreachable, or it refused this worker's "
+                    "CURVE key): dropping them until it does",
+                    self.broker,
+                )
 
     # ------------------------------------------------------------------------------ compute thread
 
