@@ -107,7 +107,11 @@ class StatusClient:
         request_id = next(self._ids)
         poller = zmq.Poller()
         for sock in self._sockets.values():
-            sock.send_multipart(transport.frames_of(StatusQuery(request_id)))
+            try:  # never blocks: a broker with no connection (down, or refusing our CURVE
+                # key) simply does not answer
+                sock.send_multipart(transport.frames_of(StatusQuery(request_id)), zmq.NOBLOCK)
+            except zmq.Again:
+                continue
             poller.register(sock, zmq.POLLIN)
         answers: dict[str, BrokerView] = {}
         deadline = time.monotonic() + self._timeout_s
