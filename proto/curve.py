@@ -11,8 +11,10 @@ submit requests. `msq.proto.transport` applies these settings to sockets; nothin
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import operator
 import os
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +176,45 @@ class AllowList:
 
 
 _ROLE = {WORKERS_DOMAIN: "worker", GATEWAYS_DOMAIN: "gateway"}
+
+#: A failed CURVE handshake, as a client sees it -> what to tell the operator.
+_HANDSHAKE_FAILURES: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "refused this process's CURVE key (ZAP status {value}): "
+    "its public key is not in the broker's authorized-keys directory for this role",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "did not complete the CURVE handshake: is "
+    "--curve-server-key that broker's public key?",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "did not complete the CURVE handshake (protocol "
+    "error {value:#x}): does that broker run with CURVE?",
+}
+
+
+def report_handshake_failures(sock: zmq.Socket, endpoint: str) -> None:  # type: ignore[type-arg]
+    """Log an ERROR the first time the broker at `endpoint` rejects `sock`'s CURVE handshake
+    (each kind of failure once per socket: libzmq retries some). A thread reads the socket's
+    monitor until the socket is closed."""
+    address = f"inproc://msq-curve-monitor-{os.urandom(8).hex()}"
+    events = functools.reduce(operator.or_, _HANDSHAKE_FAILURES, zmq.EVENT_MONITOR_STOPPED)
+    sock.monitor(address, events)
+    # A plain socket on the same libzmq context, whatever kind of socket `sock` is (asyncio).
+    monitor: zmq.Socket[bytes] = zmq.Context.shadow(sock.context.underlying).socket(zmq.PAIR)
+    monitor.connect(address)
+    threading.Thread(
+        target=_log_handshake_failures, args=(monitor, endpoint), name="msq-curve-monitor",
+        daemon=True,
+    ).start()  # fmt: skip
+
+
+def _log_handshake_failures(monitor: zmq.Socket[bytes], endpoint: str) -> None:
+    logged: set[int] = set()
+    try:
+        while (event := recv_monitor_message(monitor))["event"] != zmq.EVENT_MONITOR_STOPPED:
+            kind = int(event["event"])
+            if kind in _HANDSHAKE_FAILURES and kind not in logged:
+                logged.add(kind)
+                what = _HANDSHAKE_FAILURES[kind].format(value=event["value"])
+                log.error("the broker at %s %s (see docs/security.md)", endpoint, what)
+    finally:
+        monitor.close(linger=0)
 
 
 def start_authenticator(

@@ -9,7 +9,7 @@ from typing import TypeVar
 import zmq
 from typing_extensions import Buffer
 
-from msq.proto.curve import CurveClient, CurveServer
+from msq.proto.curve import CurveClient, CurveServer, report_handshake_failures
 from msq.proto.messages import Message
 from msq.proto.wire import decode, encode
 
@@ -88,6 +88,8 @@ def dealer(
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
     sock.setsockopt(zmq.IMMEDIATE, int(immediate))
+    if curve is not None:
+        report_handshake_failures(sock, connect)
     sock.connect(connect)
     return sock
 

@@ -38,6 +38,10 @@ from tests.processes import (
 
 ADD_BODY = {"instances": {"x1": [[1.0, 1.0], [1.0, 1.0]], "x2": [[1.0, 1.0], [1.0, 2.0]]}}
 ADD_ANSWER = {"instances": [{"y": [[2.0, 2.0], [2.0, 3.0]]}]}
+REFUSED_KEY = (
+    "refused this process's CURVE key (ZAP status 400): its public key is not in the broker's "
+    "authorized-keys directory for this role (see docs/security.md)"
+)
 
 
 def client_keys(keys: Path, pair: Path) -> list[str]:
@@ -113,6 +117,11 @@ def test_a_gateway_with_an_unlisted_key_cannot_submit(secured: Secured) -> None:
     with Client(secured.grpc_intruder, "add", "add_common") as client:
         result = client.infer([{"x1": x, "x2": x}], timeout=20)
     assert result == {"error": f"broker at {secured.frontend} is not reachable"}
+    # The gateway's log says why, once.
+    log = secured.procs["grpc-intruder"].log_path.read_text()
+    assert [line.split(": ", 1)[1] for line in log.splitlines() if " ERROR " in line] == [
+        f"the broker at {secured.frontend} {REFUSED_KEY}"
+    ]
     intruder_key = load_public_key(secured.intruder).decode()
     assert refusals(secured, "gateway", intruder_key) == [
         f"refused a gateway connection: CURVE key {intruder_key} is not authorized; "
@@ -143,10 +152,14 @@ def test_a_worker_with_an_unlisted_key_never_registers_and_is_logged_once(
     status = broker_status(secured.frontend, secured.curve)
     assert status is not None
     assert [w.pid for w in status.workers] == [secured.procs["worker"].pid]
-    # It does not spin or flood its own log either: one line per registration.
+    # It says why, and does not spin or flood its own log: one line of each per registration.
     lines = intruder.log_path.read_text().splitlines()
+    registrations = 1 + sum("registering again" in line for line in lines)
     dropping = [line for line in lines if "is not taking messages" in line]
-    assert 2 <= len(dropping) <= 1 + sum("registering again" in line for line in lines)
+    assert 2 <= len(dropping) <= registrations
+    refused = [line for line in lines if line.endswith(REFUSED_KEY)]
+    assert 2 <= len(refused) <= registrations
+    assert all(" ERROR msq.proto.curve: the broker at tcp://" in line for line in refused)
     key = load_public_key(secured.intruder).decode()
     assert refusals(secured, "worker", key) == [
         f"refused a worker connection: CURVE key {key} is not authorized; "

@@ -246,8 +246,23 @@ def test_only_keys_authorized_in_a_sockets_domain_get_through(
     # Three keys reached ZAP and were refused, each logged once (plaintext and a wrong server
     # key fail the handshake before ZAP; libzmq does not retry a handshake ZAP refused).
     assert zap_broker.allow.refused == 3
-    refused_keys = sorted(
-        record.getMessage().split("CURVE key ")[1][:40] for record in caplog.records
-    )
+    broker_side = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    refused_keys = sorted(message.split("CURVE key ")[1][:40] for message in broker_side)
     expected = [keys["stranger"].public, keys["gateway"].public, keys["worker"].public]
     assert refused_keys == sorted(key.decode() for key in expected)
+    # Each CURVE client says why, once (the wrong-server-key one although libzmq retries it).
+    client_side = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    endpoints = {domain: zap_broker.endpoint(domain) for domain in zap_broker.routers}
+    refused_key = (
+        "refused this process's CURVE key (ZAP status 400): its public key is not in the "
+        "broker's authorized-keys directory for this role (see docs/security.md)"
+    )
+    assert client_side == sorted(
+        [
+            f"the broker at {endpoints[GATEWAYS_DOMAIN]} {refused_key}",
+            f"the broker at {endpoints[WORKERS_DOMAIN]} {refused_key}",
+            f"the broker at {endpoints[WORKERS_DOMAIN]} {refused_key}",
+            f"the broker at {endpoints[WORKERS_DOMAIN]} did not complete the CURVE handshake: "
+            "is --curve-server-key that broker's public key? (see docs/security.md)",
+        ]
+    )
