@@ -107,8 +107,9 @@ class StatusClient:
         request_id = next(self._ids)
         poller = zmq.Poller()
         for sock in self._sockets.values():
-            try:  # never blocks: a broker with no connection (down, or refusing our CURVE
-                # key) simply does not answer
+            # Never blocks: a broker with no connection (down, or refusing our CURVE key)
+            # simply does not answer.
+            try:
                 sock.send_multipart(transport.frames_of(StatusQuery(request_id)), zmq.NOBLOCK)
             except zmq.Again:
                 continue

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -132,6 +133,19 @@ def test_a_broker_that_does_not_answer_fails_the_command(
     assert main(["status", "--json", "--broker", address, "--timeout", "0.3"]) == 1
     assert 0.3 <= time.monotonic() - started < 3.0
     assert '"error": "no answer within 0.3 s"' in capsys.readouterr().out
+
+
+def test_unusable_curve_key_files_stop_the_command_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = tmp_path / "absent.key_secret"
+    argv = ["status", "--curve-secret-key", str(absent)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "msq status: --curve-secret-key and --curve-server-key go together\n"
+    )
+    assert main([*argv, "--curve-server-key", str(tmp_path / "broker.key")]) == 2
+    assert capsys.readouterr().err == f"msq status: no such key file: {absent}\n"
 
 
 def test_watch_prints_a_json_line_per_refresh_until_interrupted() -> None:
