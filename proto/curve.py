@@ -11,6 +11,7 @@ submit requests. `msq.proto.transport` applies these settings to sockets; nothin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -207,12 +208,13 @@ def report_handshake_failures(sock: zmq.Socket, endpoint: str) -> None:  # type:
 def _log_handshake_failures(monitor: zmq.Socket[bytes], endpoint: str) -> None:
     logged: set[int] = set()
     try:
-        while (event := recv_monitor_message(monitor))["event"] != zmq.EVENT_MONITOR_STOPPED:
-            kind = int(event["event"])
-            if kind in _HANDSHAKE_FAILURES and kind not in logged:
-                logged.add(kind)
-                what = _HANDSHAKE_FAILURES[kind].format(value=event["value"])
-                log.error("the broker at %s %s (see docs/security.md)", endpoint, what)
+        with contextlib.suppress(zmq.ContextTerminated):  # the context ended first: done too
+            while (event := recv_monitor_message(monitor))["event"] != zmq.EVENT_MONITOR_STOPPED:
+                kind = int(event["event"])
+                if kind in _HANDSHAKE_FAILURES and kind not in logged:
+                    logged.add(kind)
+                    what = _HANDSHAKE_FAILURES[kind].format(value=event["value"])
+                    log.error("the broker at %s %s (see docs/security.md)", endpoint, what)
     finally:
         monitor.close(linger=0)
 
