@@ -17,6 +17,7 @@ from msq.process import add_log_level, announce_ready, on_stop_signals, setup_lo
 from msq.proto import transport
 from msq.proto.batching import SETTINGS, read_settings
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
+from msq.security import add_curve_server_options, check_binds, curve_server_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=512,
         help="largest message accepted, in MB (default %(default)s)",
     )
+    add_curve_server_options(parser)
     add_metrics_options(parser)
     add_log_level(parser)
     return parser  # fmt: skip
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("msq-broker", args.log_level, args.log_format)
     try:
         settings = settings_from(args)
-    except (OSError, ValueError) as exc:
+        curve = curve_server_from(args)
+        check_binds((args.frontend, args.backend), curve, args.allow_insecure)
+    except (OSError, ValueError) as exc:  # CurveError is a ValueError
         parser.error(str(exc))
     metrics = Snapshot() if args.metrics_port is not None else None
     loop = BrokerLoop(
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args.backend,
         max_message_bytes=args.max_message_mb * 1024 * 1024,
         metrics=metrics,
+        curve=curve,
     )
     on_stop_signals(loop.stop)
     address = None

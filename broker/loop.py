@@ -15,11 +15,13 @@ from collections import Counter
 from collections.abc import Callable
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.exposition import broker_metrics, loop_metrics
 from msq.metrics import Snapshot
 from msq.proto import transport
+from msq.proto.curve import GATEWAYS_DOMAIN, WORKERS_DOMAIN, CurveServer, start_authenticator
 from msq.proto.messages import (
     Cancel,
     ControllerReady,
@@ -51,9 +53,12 @@ class BrokerLoop:
         max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
         context: zmq.Context | None = None,  # type: ignore[type-arg]
         metrics: Snapshot | None = None,
+        curve: CurveServer | None = None,
     ) -> None:
         """`metrics`, when given, receives the core's statistics every `METRICS_INTERVAL_S`,
-        published from this loop's thread (the server thread only reads the snapshot)."""
+        published from this loop's thread (the server thread only reads the snapshot).
+        With `curve`, both sockets are CURVE servers and a ZAP handler admits only the
+        authorized worker keys on the backend and gateway keys on the frontend."""
         self.core = core
         self.metrics = metrics
         #: Messages received and sent, by socket ("frontend", "backend").
@@ -61,8 +66,24 @@ class BrokerLoop:
         self.sent = {"frontend": 0, "backend": 0}
         self._next_publish = 0.0
         self.context = context or zmq.Context.instance()
-        self.frontend = transport.router(self.context, frontend, max_message_bytes)
-        self.backend = transport.router(self.context, backend, max_message_bytes)
+        self._authenticator: ThreadAuthenticator | None = None
+        if curve is not None:
+            self._authenticator, _ = start_authenticator(self.context, curve)
+        sockets: list[zmq.Socket] = []  # type: ignore[type-arg]
+        try:
+            for endpoint, domain in ((frontend, GATEWAYS_DOMAIN), (backend, WORKERS_DOMAIN)):
+                sockets.append(
+                    transport.router(
+                        self.context, endpoint, max_message_bytes, curve=curve, zap_domain=domain
+                    )
+                )
+        except BaseException:
+            for sock in sockets:
+                sock.close(linger=0)
+            if self._authenticator is not None:
+                self._authenticator.stop()
+            raise
+        self.frontend, self.backend = sockets
         self._stopping = threading.Event()
 
     @property
@@ -100,6 +121,8 @@ class BrokerLoop:
         finally:
             self.frontend.close(linger=0)
             self.backend.close(linger=0)
+            if self._authenticator is not None:
+                self._authenticator.stop()
 
     def publish_metrics(self, metrics: Snapshot, now: float) -> None:
         """Publish the core's statistics and this loop's counts (call from the loop's thread)."""

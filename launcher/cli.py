@@ -1,13 +1,14 @@
 """`msq`: `msq serve` starts the broker, workers and both gateways (`msq.launcher.serve`);
 `msq run` runs a MindSpore Serving start script (`msq.launcher.run_script`); `msq status`
-shows a running deployment (`msq.launcher.status`)."""
+shows a running deployment (`msq.launcher.status`); `msq check` checks servables before serving
+them (`msq.launcher.check`); `msq keys` makes CURVE keys (`msq.launcher.keys`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from msq.launcher import check, run_script, serve, status
+from msq.launcher import check, keys, run_script, serve, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_script.add_parser(commands)
     status.add_parser(commands)
     check.add_parser(commands)
+    keys.add_parser(commands)
     return parser
 
 
@@ -27,6 +29,7 @@ COMMANDS = {
     "run": run_script.run,
     "status": status.run,
     "check": check.run,
+    "keys": keys.run,
 }
 
 

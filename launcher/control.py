@@ -33,6 +33,7 @@ from msq.launcher.repository import Policies, VersionPolicy, scan, signature
 from msq.launcher.settings import Deployment, SettingsError
 from msq.launcher.status import StatusClient
 from msq.launcher.supervisor import Child, Supervisor
+from msq.proto.curve import CurveClient
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import RepositoryModel
 
@@ -169,11 +170,13 @@ class ModelController:
         broker_frontend: str,
         start_timeout_s: float,
         drain_timeout_s: float = DRAIN_TIMEOUT_S,
+        curve: CurveClient | None = None,
     ) -> None:
         """`workers` are those started already (labelled with their servable and version);
         the broker at `broker_frontend` is asked when new workers have registered."""
         self.supervisor = supervisor
         self.broker_frontend = broker_frontend
+        self.curve = curve
         self.settings = settings
         self.template = template
         self.start_timeout_s = start_timeout_s
@@ -326,7 +329,7 @@ class ModelController:
         """Wait until the broker lists every child among its workers (a worker says it is
         ready when it sent `Ready`, which may still be on its way); RuntimeError at `deadline`."""
         pids = {child.process.pid for child in children if child.process is not None}
-        client = StatusClient([self.broker_frontend], timeout_s=1.0)
+        client = StatusClient([self.broker_frontend], 1.0, self.curve)
         try:
             while True:
                 (view,) = client.query()

@@ -20,6 +20,7 @@ import zmq
 
 from msq.launcher.control import ControlMode, ModelController
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import ControllerReady, RepositoryAnswer, RepositoryCommand
 from msq.proto.wire import WireError
@@ -36,9 +37,13 @@ class ControlLink:
     """Runs a `ModelController` for the brokers at `frontends`, in a thread of its own; each
     command is answered to the broker that relayed it."""
 
-    def __init__(self, controller: ModelController, frontends: list[str]) -> None:
+    def __init__(
+        self, controller: ModelController, frontends: list[str], curve: CurveClient | None = None
+    ) -> None:
+        """`curve`: connect with CURVE, as a gateway does."""
         self.controller = controller
         self.frontends = frontends
+        self.curve = curve
         self._answers: queue.SimpleQueue[tuple[int, RepositoryAnswer]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="msq-model-control", daemon=True)
@@ -55,7 +60,9 @@ class ControlLink:
     def _run(self) -> None:
         settings = self.controller.settings
         context: zmq.Context[Any] = zmq.Context()
-        socks = [transport.dealer(context, frontend) for frontend in self.frontends]
+        socks = [
+            transport.dealer(context, frontend, curve=self.curve) for frontend in self.frontends
+        ]
         poller = zmq.Poller()
         for sock in socks:
             poller.register(sock, zmq.POLLIN)

@@ -6,8 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from msq.launcher.config_file import to_toml
-from msq.launcher.settings import TLS, Deployment, Logging, Servable, worker_device
+from msq.launcher.settings import (
+    TLS,
+    Deployment,
+    Logging,
+    Servable,
+    SettingsError,
+    worker_device,
+)
 from msq.launcher.supervisor import Child
+from msq.proto.curve import CurveError
+from msq.security import serve_curve_options
 
 #: The stages started in order: the broker, the workers, the gateways.
 Stages = tuple[list[Child], list[Child], list[Child]]
@@ -17,6 +26,21 @@ def plan(deployment: Deployment, workdir: Path) -> Stages:
     """Every process of `deployment`; files the broker reads are written to `workdir`."""
     resolved = deployment.resolved()
     return brokers(resolved, workdir), workers(resolved), gateways(resolved)
+
+
+def curve_options(deployment: Deployment, role: str) -> list[str]:
+    """The CURVE options of a "broker", "worker" or "gateway" (none without `curve_dir`; the
+    broker's `--allow-insecure`); SettingsError when a key of `curve_dir` is missing."""
+    settings = deployment.broker
+    options = []
+    if settings.curve_dir is not None:
+        try:
+            options = serve_curve_options(settings.curve_dir)[role]
+        except CurveError as exc:
+            raise SettingsError(f"broker.curve_dir: {exc}") from None
+    if role == "broker" and settings.allow_insecure:
+        options.append("--allow-insecure")
+    return options
 
 
 def log_options(log: Logging) -> list[str]:
@@ -43,7 +67,10 @@ def brokers(deployment: Deployment, workdir: Path) -> list[Child]:
     several = len(endpoints) > 1
     children = []
     for index, (frontend, backend) in enumerate(endpoints, 1):
-        command = ["msq-broker", "--frontend", frontend, "--backend", backend, *shared]
+        command = [
+            "msq-broker", "--frontend", frontend, "--backend", backend, *shared,
+            *curve_options(deployment, "broker"),
+        ]  # fmt: skip
         labels = {"kind": "broker", "broker": str(index)} if several else {"kind": "broker"}
         name = f"broker #{index}" if several else "broker"
         children.append(Child(name, [*command, *log_options(deployment.log)], labels))
@@ -77,6 +104,7 @@ def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -
             "--workers-on-host", str(on_host),
             *decryption,
             *(["--legacy-imports"] if servable.legacy_imports else []),
+            *curve_options(deployment, "worker"),
             *log_options(deployment.log),
         ]  # fmt: skip
         labels = {"kind": "worker", "servable": servable.name, "version": str(servable.version)}
@@ -104,6 +132,7 @@ def grpc(deployment: Deployment) -> Child:
         "--max-msg-mb", str(settings.max_message_mb),
         "--default-timeout", str(deployment.timeouts.request_s),
         *_tls(settings.tls, "--tls-cert", "--tls-key", "--tls-ca"),
+        *curve_options(deployment, "gateway"),
         *log_options(deployment.log),
     ]  # fmt: skip
     return Child("grpc", command, {"kind": "grpc"})
@@ -120,6 +149,7 @@ def rest(deployment: Deployment) -> Child:
         "--max-body-mb", str(settings.max_body_mb),
         "--timeout", str(deployment.timeouts.request_s),
         *_tls(settings.tls, "--certfile", "--keyfile", "--ca-certs"),
+        *curve_options(deployment, "gateway"),
         *log_options(deployment.log),
     ]  # fmt: skip
     return Child("rest", command, {"kind": "rest"})

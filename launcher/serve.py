@@ -31,6 +31,7 @@ from msq.process import (
     setup_logging,
 )
 from msq.proto.batching import SETTINGS
+from msq.security import serve_gateway_curve
 
 #: argparse's "not given": unset options stay out of the namespace, so the file's value holds.
 _UNSET = argparse.SUPPRESS
@@ -74,6 +75,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
            "workers map removed MindSpore 1.x modules and Pillow constants")  # fmt: skip
     option("--broker-frontend", "broker.frontend", str, "endpoint gateways connect to")
     option("--broker-backend", "broker.backend", str, "endpoint workers connect to")
+    option("--curve-dir", "broker.curve_dir", Path,
+           "CURVE on every broker connection, keys of `msq keys generate DIR`")  # fmt: skip
+    option("--allow-insecure", "broker.allow_insecure", None,
+           "a broker may bind beyond loopback without CURVE (a WARNING)")  # fmt: skip
     option("--brokers", "broker.count", int,
            "brokers side by side (active-active): broker i (from 0) listens on the frontend "
            "and backend ports + 2*i (default 1)")  # fmt: skip
@@ -173,12 +178,14 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor()
     link = None
     if control is not None:
+        curve_dir = deployment.broker.curve_dir
+        curve = None if curve_dir is None else serve_gateway_curve(curve_dir)
         controller = ModelController(
             supervisor, *control, stages[1], broker_frontend=deployment.broker.frontend,
-            start_timeout_s=deployment.timeouts.start_s,
+            start_timeout_s=deployment.timeouts.start_s, curve=curve,
         )  # fmt: skip
         frontends = [frontend for frontend, _ in deployment.broker.endpoints()]
-        link = ControlLink(controller, frontends)
+        link = ControlLink(controller, frontends, curve)
     try:
         return _serve(deployment, stages, supervisor, link)
     finally:

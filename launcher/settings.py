@@ -130,6 +130,10 @@ class Broker:
     #: Brokers side by side (active-active): broker i (from 0) listens on the frontend and
     #: backend ports + 2*i; every worker and gateway connects to all of them.
     count: int = _bounded(1, 1)
+    #: CURVE on every broker connection, with the keys of `msq keys generate DIR`.
+    curve_dir: Path | None = None
+    #: Let a broker bind a non-loopback address without CURVE (logged as a WARNING).
+    allow_insecure: bool = False
 
     def __post_init__(self) -> None:
         if self.count > 1:

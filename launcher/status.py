@@ -25,8 +25,10 @@ from rich.table import Table
 from rich.text import Text
 
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.messages import RouteWindow, Status, StatusQuery
 from msq.proto.wire import WireError
+from msq.security import add_curve_client_options, curve_client_from
 
 #: Seconds to wait for the brokers' answers, and between refreshes of `--watch`.
 DEFAULT_TIMEOUT_S = 2.0
@@ -77,6 +79,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="how long to wait for the brokers' answers (default %(default)s)",
     )
+    add_curve_client_options(parser)
 
 
 def _positive(text: str) -> float:
@@ -89,9 +92,13 @@ def _positive(text: str) -> float:
 class StatusClient:
     """A DEALER to each broker's frontend; `query` asks them all at once."""
 
-    def __init__(self, addresses: list[str], timeout_s: float) -> None:
+    def __init__(
+        self, addresses: list[str], timeout_s: float, curve: CurveClient | None = None
+    ) -> None:
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sockets = {address: transport.dealer(self._context, address) for address in addresses}
+        self._sockets = {
+            address: transport.dealer(self._context, address, curve=curve) for address in addresses
+        }
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
 
@@ -101,7 +108,12 @@ class StatusClient:
         request_id = next(self._ids)
         poller = zmq.Poller()
         for sock in self._sockets.values():
-            sock.send_multipart(transport.frames_of(StatusQuery(request_id)))
+            # Never blocks: a broker with no connection (down, or refusing our CURVE key)
+            # simply does not answer.
+            try:
+                sock.send_multipart(transport.frames_of(StatusQuery(request_id)), zmq.NOBLOCK)
+            except zmq.Again:
+                continue
             poller.register(sock, zmq.POLLIN)
         answers: dict[str, BrokerView] = {}
         deadline = time.monotonic() + self._timeout_s
@@ -260,13 +272,15 @@ def _milliseconds(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`msq status`: 0 when every broker answered (always 0 after `--watch` ends)."""
+    """`msq status`: 0 when every broker answered (always 0 after `--watch` ends), 2 when the
+    broker list or the CURVE key files cannot be used."""
     try:
         brokers = transport.endpoints(args.broker or transport.DEFAULT_FRONTEND)
-    except ValueError as exc:
+        curve = curve_client_from(args)
+    except ValueError as exc:  # CurveError is a ValueError
         print(f"msq status: {exc}", file=sys.stderr)
         return 2
-    client = StatusClient(brokers, args.timeout)
+    client = StatusClient(brokers, args.timeout, curve)
     console = Console()
     try:
         if args.watch is None:

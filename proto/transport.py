@@ -9,6 +9,7 @@ from typing import TypeVar
 import zmq
 from typing_extensions import Buffer
 
+from msq.proto.curve import CurveClient, CurveServer, report_handshake_failures
 from msq.proto.messages import Message
 from msq.proto.wire import decode, encode
 
@@ -38,10 +39,23 @@ def router(
     context: zmq.Context,  # type: ignore[type-arg]
     bind: str,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    curve: CurveServer | None = None,
+    zap_domain: str = "",
 ) -> zmq.Socket:  # type: ignore[type-arg]
     """A bound ROUTER that raises EHOSTUNREACH instead of dropping messages to lost peers,
-    and lets a reconnecting peer take over its identity."""
+    and lets a reconnecting peer take over its identity.
+
+    With `curve` it is a CURVE server whose peers the ZAP handler of `context`
+    (`msq.proto.curve.start_authenticator`) admits by the keys authorized in `zap_domain`.
+    """
     sock: zmq.Socket = _common(context.socket(zmq.ROUTER), max_message_bytes)  # type: ignore[type-arg]
+    if curve is not None:
+        if zap_domain not in curve.authorized:
+            raise ValueError(f"no keys are authorized in ZAP domain {zap_domain!r}")
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
+        sock.setsockopt(zmq.ZAP_DOMAIN, zap_domain.encode())
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.SNDTIMEO, 0)
@@ -56,17 +70,26 @@ def dealer(
     *,
     immediate: bool = False,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    curve: CurveClient | None = None,
 ) -> zmq.Socket:  # type: ignore[type-arg]
     """A DEALER connected to a broker, with a fresh random identity unless one is given.
 
     With `immediate`, a send while the broker is not connected fails at once (EAGAIN)
-    instead of queueing: callers learn that the broker is down.
+    instead of queueing: callers learn that the broker is down (a broker that refuses this
+    socket's CURVE key never counts as connected). With `curve`, the connection is encrypted
+    and authenticated with that key pair, to a broker holding `curve.server_key`.
     """
     sock: zmq.Socket = _common(context.socket(zmq.DEALER), max_message_bytes)  # type: ignore[type-arg]
+    if curve is not None:
+        sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_key)
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
     sock.setsockopt(zmq.IDENTITY, identity or os.urandom(8))
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
     sock.setsockopt(zmq.IMMEDIATE, int(immediate))
+    if curve is not None:
+        report_handshake_failures(sock, connect)
     sock.connect(connect)
     return sock
 

@@ -19,6 +19,7 @@ import zmq
 
 from msq.process import is_ready_line
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.messages import Status, StatusQuery
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,10 +143,19 @@ def worker(backend: str, servable: str, servable_dir: Path = EXAMPLES, *extra: s
     )  # fmt: skip
 
 
-def broker_status(frontend: str) -> Status | None:
-    """The broker's Status now (None when it does not answer within 2 s)."""
+def served(frontend: str, curve: CurveClient | None = None) -> dict[str, int]:
+    """Servable name -> number of workers, as the broker reports it now."""
+    status = broker_status(frontend, curve)
+    counts: dict[str, int] = {}
+    for info in [] if status is None else status.servables:
+        counts[info.servable] = counts.get(info.servable, 0) + info.workers
+    return counts
+
+
+def broker_status(frontend: str, curve: CurveClient | None = None) -> Status | None:
+    """The broker's answer to a `StatusQuery` (None: no answer within 2 s)."""
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = transport.dealer(context, frontend)
+    sock = transport.dealer(context, frontend, curve=curve)
     try:
         sock.send_multipart(transport.frames_of(StatusQuery(1)))
         if not sock.poll(2000):
@@ -157,22 +167,16 @@ def broker_status(frontend: str) -> Status | None:
     return status
 
 
-def served(frontend: str) -> dict[str, int]:
-    """Servable name -> number of workers, as the broker reports it now."""
-    status = broker_status(frontend)
-    if status is None:
-        return {}
-    counts: dict[str, int] = {}
-    for info in status.servables:
-        counts[info.servable] = counts.get(info.servable, 0) + info.workers
-    return counts
-
-
-def wait_served(frontend: str, expected: dict[str, int], timeout_s: float = 30.0) -> None:
+def wait_served(
+    frontend: str,
+    expected: dict[str, int],
+    timeout_s: float = 30.0,
+    curve: CurveClient | None = None,
+) -> None:
     """Wait until the broker reports at least `expected` workers per servable."""
     deadline = time.monotonic() + timeout_s
     while True:
-        counts = served(frontend)
+        counts = served(frontend, curve)
         if all(counts.get(name, 0) >= n for name, n in expected.items()):
             return
         if time.monotonic() > deadline:
@@ -180,12 +184,17 @@ def wait_served(frontend: str, expected: dict[str, int], timeout_s: float = 30.0
         time.sleep(0.05)
 
 
-def start_served(procs: Iterable[Proc], frontend: str, expected: dict[str, int]) -> list[Proc]:
+def start_served(
+    procs: Iterable[Proc],
+    frontend: str,
+    expected: dict[str, int],
+    curve: CurveClient | None = None,
+) -> list[Proc]:
     """Start processes in parallel, then wait until the broker at `frontend` serves
     `expected` (servable -> workers); stop them all if anything fails."""
     started = start_all(procs)
     try:
-        wait_served(frontend, expected)
+        wait_served(frontend, expected, curve=curve)
     except RuntimeError:
         stop_all(started)
         raise

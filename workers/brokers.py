@@ -20,6 +20,7 @@ from typing import Any
 import zmq
 
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.messages import Drain, Heartbeat, Message, Ready
 
 logger = logging.getLogger("msq.workers.loop")
@@ -40,8 +41,10 @@ class BrokerConnection:
         heartbeat_s: float,
         liveness_s: float,
         max_retry_delay_s: float,
+        curve: CurveClient | None = None,
     ) -> None:
         self.address = address
+        self.curve = curve
         self.ready = ready
         self.heartbeat_s = heartbeat_s
         self.liveness_s = liveness_s
@@ -59,13 +62,16 @@ class BrokerConnection:
         self._retry_delay_s = 0.0
         self._register_at = 0.0
         self._last_heard = self._last_sent = 0.0
+        #: Whether this registration's dropped messages were logged (once per registration).
+        self._drops_logged = False
 
     def register(self, now: float) -> None:
         """Open a new DEALER and send `Ready`."""
         self.close()
         self.generation += 1
         self.incarnation = ""
-        self.dealer = transport.dealer(self._context, self.address)
+        self.dealer = transport.dealer(self._context, self.address, curve=self.curve)
+        self._drops_logged = False
         self._last_heard = now
         self.send(self.ready, now)
         logger.info("registered with broker %s", self.address)
@@ -129,14 +135,23 @@ class BrokerConnection:
         self.send_frames(transport.frames_of(message), now)
 
     def send_frames(self, frames: list[Any], now: float | None = None) -> None:
-        """Send encoded frames, as `send` does."""
+        """Send encoded frames, as `send` does (a message the broker does not take is dropped:
+        one warning per registration)."""
         if self.dealer is None:
             return
+        sent_at = time.monotonic() if now is None else now
         try:
             self.dealer.send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
-            self._last_sent = time.monotonic() if now is None else now
         except zmq.Again:
-            logger.warning("broker %s is not taking messages: one dropped", self.address)
+            # Counted as sent: retrying at once would spin while the broker is unreachable.
+            if not self._drops_logged:
+                self._drops_logged = True
+                logger.warning(
+                    "broker %s is not taking messages (unreachable, or it refused this worker's "
+                    "CURVE key): dropping them until it does",
+                    self.address,
+                )
+        self._last_sent = sent_at
 
     def close(self) -> None:
         """Close the DEALER (a registration ends)."""

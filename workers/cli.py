@@ -22,6 +22,7 @@ from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND, endpoints
+from msq.security import add_curve_client_options, curve_client_from
 from msq.tracing import setup_tracing
 from msq.workers.decryption import (
     DEC_MODES,
@@ -33,6 +34,7 @@ from msq.workers.decryption import (
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
 
 if TYPE_CHECKING:
+    from msq.proto.curve import CurveClient
     from msq.workers.servable import LoadedServable
 
 
@@ -136,6 +138,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="map the MindSpore 1.x dataset modules (c_transforms, py_transforms) and the "
         "PIL.Image constants removed in Pillow 10 to their current equivalents",
     )
+    add_curve_client_options(parser)
     add_metrics_options(parser)
     add_log_level(parser, default="WARNING")
     return parser.parse_args(argv)
@@ -150,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         brokers = endpoints(args.broker or DEFAULT_BACKEND)
         for broker in brokers:
             _check_endpoint(broker)
+        curve = curve_client_from(args)
         decryption: Decryption | None = None
         if args.dec_key_file is not None:
             decryption = read_key_file(args.dec_key_file, args.dec_mode)
-    except (ValueError, KeyFileError) as exc:
+    except (ValueError, KeyFileError) as exc:  # CurveError is a ValueError
         print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
         return 1
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
@@ -177,12 +181,18 @@ def main(argv: list[str] | None = None) -> int:
         except (DeviceError, ServableLoadError) as exc:
             print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
             return 1
-        serve(args, servable, brokers)
+        serve(args, servable, brokers, curve)
     return 0
 
 
-def serve(args: argparse.Namespace, servable: LoadedServable, brokers: list[str]) -> None:
-    """Register `servable` with every broker and run its jobs until SIGTERM or SIGINT."""
+def serve(
+    args: argparse.Namespace,
+    servable: LoadedServable,
+    brokers: list[str],
+    curve: CurveClient | None,
+) -> None:
+    """Register `servable` with every broker (with CURVE when `curve`) and run its jobs until
+    SIGTERM or SIGINT."""
     from msq.workers.loop import WorkerLoop  # noqa: PLC0415
 
     ready = Ready(
@@ -203,7 +213,7 @@ def serve(args: argparse.Namespace, servable: LoadedServable, brokers: list[str]
             detail = f"{servable.name} v{servable.version} on {args.device}"
             announce_ready("msq-worker", ready_detail(detail, address))
 
-    loop = WorkerLoop(brokers, ready, servable.execute, on_registered=announce)
+    loop = WorkerLoop(brokers, ready, servable.execute, on_registered=announce, curve=curve)
     if args.metrics_port is not None:
         from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
 

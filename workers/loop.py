@@ -39,6 +39,7 @@ import zmq
 from msq import tracing
 from msq.process import log_fields
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Disconnect, Drain, Heartbeat, Job, Message, Ready, Result
@@ -129,10 +130,12 @@ class WorkerLoop:
         max_retry_delay_s: float = 32.0,
         on_registered: Callable[[], None] | None = None,
         on_result: Callable[[Job, Result], None] | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
         """`broker`: one broker's backend endpoint, or several (a sequence or a comma-separated
         string). `on_registered` is called after each registration with a broker, `on_result`
-        with each job and its result, from the thread that ran it."""
+        with each job and its result, from the thread that ran it; `curve`: connect with CURVE
+        (see `msq.proto.curve`)."""
         self.ready = ready
         self.runner = JobRunner(execute)
         self.on_registered = on_registered
@@ -147,6 +150,7 @@ class WorkerLoop:
                 heartbeat_s=heartbeat_s,
                 liveness_s=liveness_s,
                 max_retry_delay_s=max_retry_delay_s,
+                curve=curve,
             )
             for address in transport.endpoints(broker)
         ]

@@ -28,6 +28,7 @@ from msq import tracing
 from msq.gateways.core.attempts import AttemptTable, BrokerPeer, Call, brokers_by_preference
 from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -73,9 +74,11 @@ class BrokerLink:
         *,
         default_timeout_s: float = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = transport.DEFAULT_MAX_MESSAGE_BYTES,
+        curve: CurveClient | None = None,
     ) -> None:
         """`address`: one broker's frontend endpoint, or several (a sequence, or a
-        comma-separated string)."""
+        comma-separated string); `curve`: connect with CURVE (see `msq.proto.curve`), a broker
+        that refuses the key looks unreachable (no connection ever completes)."""
         addresses = transport.endpoints(address)
         self.address = ",".join(addresses)
         self.default_timeout_s = default_timeout_s
@@ -87,7 +90,11 @@ class BrokerLink:
             cast(
                 zmq.asyncio.Socket,
                 transport.dealer(
-                    context, address, immediate=True, max_message_bytes=max_message_bytes
+                    context,
+                    address,
+                    immediate=True,
+                    max_message_bytes=max_message_bytes,
+                    curve=curve,
                 ),
             )
             for address in addresses

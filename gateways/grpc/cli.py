@@ -23,6 +23,7 @@ from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND, endpoints
+from msq.security import add_curve_client_options, curve_client_from
 from msq.tracing import setup_tracing
 
 log = logging.getLogger("msq.gateways.grpc")
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="require a client certificate signed by --tls-ca (mutual TLS)",
     )
+    add_curve_client_options(parser)
     add_metrics_options(parser)
     add_log_level(parser)
     return parser
@@ -94,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         max_message_mb=args.max_msg_mb,
         tls=tls,
         default_timeout_s=args.default_timeout,
+        curve=curve_client_from(args),
     )
 
 

@@ -25,6 +25,7 @@ from msq.gateways.grpc.v2 import STREAM_METHOD as V2_STREAM_METHOD
 from msq.gateways.grpc.v2 import InferenceService
 from msq.gateways.v2.service import V2Service
 from msq.proto import grpc_predict_v2_pb2, ms_service_pb2
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.messages import Status
 from msq.proto.transport import DEFAULT_FRONTEND
@@ -71,6 +72,8 @@ class GatewaySettings:
     max_message_mb: int = DEFAULT_MAX_MESSAGE_MB
     tls: TLSConfig | None = None
     default_timeout_s: float = DEFAULT_TIMEOUT_S
+    #: CURVE keys for the broker connection (None: plaintext).
+    curve: CurveClient | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB:
@@ -122,7 +125,7 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings, metrics: RequestMetrics | None = None) -> None:
         self.settings = settings
-        self.link = BrokerLink(settings.broker)
+        self.link = BrokerLink(settings.broker, curve=settings.curve)
         self.catalog = Catalog(self.link.status)
         limit = settings.max_message_bytes
         self.server = grpc.aio.server(

@@ -20,8 +20,10 @@ from gunicorn.app.base import BaseApplication
 
 from msq.gateways.rest.state import MB, RestSettings
 from msq.process import add_log_level, setup_logging
+from msq.proto.curve import CurveError
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND, endpoints
+from msq.security import add_curve_client_options, curve_client_from
 from msq.tracing import setup_tracing
 
 CONFIG_MODULE = "msq.gateways.rest.gunicorn_conf"
@@ -78,6 +80,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keyfile", help="TLS private key (PEM)")
     parser.add_argument("--ca-certs", help="CA bundle (PEM) to verify client certificates")
     parser.add_argument("--verify-client", action="store_true", help="require a client certificate")
+    add_curve_client_options(parser)
     add_log_level(parser)
     args = parser.parse_args(argv)
     if bool(args.certfile) != bool(args.keyfile):
@@ -90,6 +93,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.workers < 1 or args.max_body_mb <= 0 or args.timeout <= 0:
         parser.error("--workers, --max-body-mb and --timeout must be positive")
+    try:
+        args.curve = curve_client_from(args)
+    except CurveError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -116,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_body_bytes=round(args.max_body_mb * MB),
         ms_status_codes=args.http_status_codes,
         default_timeout_s=args.timeout,
+        curve=args.curve,
     )
     RestGatewayApplication(settings, gunicorn_options(args)).run()
     return 0

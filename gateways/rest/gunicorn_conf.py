@@ -9,8 +9,9 @@ Run the gateway with plain gunicorn::
 settings. Options given on gunicorn's command line win over this module (`--bind`,
 `--workers`, ...). Read from the environment here: `MSQ_REST_LISTEN` (bind address, default
 127.0.0.1:1500) and `MSQ_REST_WORKERS` (default 2); by the app: `MSQ_BROKER`,
-`MSQ_REST_MAX_BODY_MB`, `MSQ_REST_HTTP_STATUS_CODES`, `MSQ_REST_TIMEOUT_S`
-(see `msq.gateways.rest.state.RestSettings`).
+`MSQ_REST_MAX_BODY_MB`, `MSQ_REST_HTTP_STATUS_CODES`, `MSQ_REST_TIMEOUT_S`, and the CURVE key
+files `MSQ_CURVE_SECRET_KEY` and `MSQ_CURVE_SERVER_KEY` (see
+`msq.gateways.rest.state.RestSettings`).
 
 HTTPS: add `--certfile server.crt --keyfile server.key`; to require client certificates,
 also `--ca-certs ca.crt --cert-reqs 2` (`ssl.CERT_REQUIRED`).

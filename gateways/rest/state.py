@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from msq.gateways.core.catalog import Catalog
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.v2.service import V2Service
+from msq.proto.curve import CurveClient
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.transport import DEFAULT_FRONTEND
+from msq.security import curve_client
 
 MB = 1024 * 1024
 
@@ -33,18 +36,23 @@ class RestSettings:
     max_body_bytes: int = 100 * MB
     ms_status_codes: bool = False
     default_timeout_s: float = DEFAULT_TIMEOUT_S
+    #: CURVE keys for the broker connection (None: plaintext).
+    curve: CurveClient | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RestSettings:
         """Settings from `MSQ_BROKER`, `MSQ_REST_MAX_BODY_MB`, `MSQ_REST_HTTP_STATUS_CODES`
-        (1/true/yes) and `MSQ_REST_TIMEOUT_S`; unset ones keep their defaults."""
+        (1/true/yes), `MSQ_REST_TIMEOUT_S` and the CURVE key files `MSQ_CURVE_SECRET_KEY` and
+        `MSQ_CURVE_SERVER_KEY` (paths); unset ones keep their defaults."""
         defaults = cls()
         flag = environ.get("MSQ_REST_HTTP_STATUS_CODES", "").strip().lower()
+        key_files = [environ.get(name) for name in ("MSQ_CURVE_SECRET_KEY", "MSQ_CURVE_SERVER_KEY")]
         return cls(
             broker=environ.get("MSQ_BROKER", defaults.broker),
             max_body_bytes=round(float(environ.get("MSQ_REST_MAX_BODY_MB", 100)) * MB),
             ms_status_codes=flag in ("1", "true", "yes", "on"),
             default_timeout_s=float(environ.get("MSQ_REST_TIMEOUT_S", defaults.default_timeout_s)),
+            curve=curve_client(*(None if name is None else Path(name) for name in key_files)),
         )
 
 
@@ -62,7 +70,7 @@ class Gateway:
     def link(self) -> BrokerLink:
         """The process's link (opened on first use; call from the event loop)."""
         if self._link is None:
-            self._link = BrokerLink(self.settings.broker)
+            self._link = BrokerLink(self.settings.broker, curve=self.settings.curve)
         return self._link
 
     @property

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from msq.launcher.cli import build_parser
+from msq.launcher.cli import build_parser, main
 from msq.launcher.plan import Stages, plan
 from msq.launcher.serve import settings_from
 from msq.launcher.settings import SettingsError
@@ -151,3 +151,37 @@ def test_a_broker_count_that_cannot_be_planned_is_refused(
 ) -> None:
     with pytest.raises(SettingsError, match=problem):
         stages(tmp_path, *argv)
+
+
+def test_curve_dir_gives_each_process_its_standard_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert main(["keys", "generate", str(keys)]) == 0
+    planned = commands(tmp_path, "--servable", "add", "--curve-dir", str(keys))
+    options = {command[0]: command[command.index("--curve-secret-key") : -4] for command in planned}
+    server_key = ["--curve-server-key", str(keys / "broker.key")]
+    assert options == {
+        "msq-broker": [
+            "--curve-secret-key", str(keys / "broker.key_secret"),
+            "--curve-authorized-workers", str(keys / "authorized-workers"),
+            "--curve-authorized-gateways", str(keys / "authorized-gateways"),
+        ],
+        "msq-worker": ["--curve-secret-key", str(keys / "worker.key_secret"), *server_key],
+        "msq-grpc-gateway": ["--curve-secret-key", str(keys / "gateway.key_secret"), *server_key],
+        "msq-rest-gateway": ["--curve-secret-key", str(keys / "gateway.key_secret"), *server_key],
+    }  # fmt: skip
+    assert all("--curve-secret-key" not in command for command in commands(tmp_path))
+
+
+def test_a_curve_dir_without_the_standard_keys_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    assert main(["keys", "generate", str(tmp_path), "--name", "broker"]) == 0
+    with pytest.raises(
+        SettingsError, match=r"broker.curve_dir: no such key file: .*worker\.key_secret"
+    ):
+        commands(tmp_path, "--curve-dir", str(tmp_path))
+
+
+def test_allow_insecure_goes_to_the_broker_only(tmp_path: Path) -> None:
+    planned = commands(tmp_path, "--allow-insecure", "--broker-frontend", "tcp://0.0.0.0:5600")
+    assert [command[0] for command in planned if "--allow-insecure" in command] == ["msq-broker"]

@@ -57,6 +57,7 @@ max_message_mb = 512
 heartbeat_interval_s = 1.0
 max_redispatch = 2
 count = 1
+allow_insecure = false
 
 [timeouts]
 request_s = 60.0

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -141,6 +142,19 @@ def test_a_comma_separated_list_asks_each_broker(capsys: pytest.CaptureFixture[s
     assert [broker["address"] for broker in brokers] == [first, second]
     assert main(["status", "--broker", "127.0.0.1:5600"]) == 2
     assert "invalid broker endpoint '127.0.0.1:5600'" in capsys.readouterr().err
+
+
+def test_unusable_curve_key_files_stop_the_command_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = tmp_path / "absent.key_secret"
+    argv = ["status", "--curve-secret-key", str(absent)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "msq status: --curve-secret-key and --curve-server-key go together\n"
+    )
+    assert main([*argv, "--curve-server-key", str(tmp_path / "broker.key")]) == 2
+    assert capsys.readouterr().err == f"msq status: no such key file: {absent}\n"
 
 
 def test_watch_prints_a_json_line_per_refresh_until_interrupted() -> None:

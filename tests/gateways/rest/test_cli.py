@@ -6,11 +6,15 @@ import http.client
 import json
 import ssl
 import sys
+from pathlib import Path
 
 import pytest
 
 from msq.gateways.rest.cli import gunicorn_options, parse_args
 from msq.gateways.rest.state import MB, RestSettings
+from msq.launcher.keys import generate
+from msq.proto.curve import CurveClient, CurveError, load_key_pair, load_public_key
+from msq.security import STANDARD_PAIRS
 from tests.gateways.rest_stack import RestStack, call
 from tests.processes import Proc, free_port, start_all, stop_all
 
@@ -79,6 +83,19 @@ def test_settings_from_the_environment() -> None:
     }
     assert RestSettings.from_env(environ) == RestSettings("tcp://10.0.0.1:7000", MB // 2, True, 2.5)
     assert RestSettings.from_env({}) == RestSettings()
+
+
+def test_curve_keys_from_the_environment_and_the_command_line(tmp_path: Path) -> None:
+    generate(tmp_path, STANDARD_PAIRS)
+    pair, server = tmp_path / "gateway.key_secret", tmp_path / "broker.key"
+    expected = CurveClient(load_key_pair(pair), load_public_key(server))
+    environ = {"MSQ_CURVE_SECRET_KEY": str(pair), "MSQ_CURVE_SERVER_KEY": str(server)}
+    assert RestSettings.from_env(environ).curve == expected
+    assert parse_args(
+        ["--curve-secret-key", str(pair), "--curve-server-key", str(server)]
+    ).curve == (expected)
+    with pytest.raises(CurveError, match="--curve-secret-key and --curve-server-key go together"):
+        RestSettings.from_env({"MSQ_CURVE_SECRET_KEY": str(pair)})
 
 
 def plain_gunicorn(broker: str) -> tuple[Proc, int]:
