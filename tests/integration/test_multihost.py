@@ -122,10 +122,6 @@ def test_across_hosts_with_curve_answers_are_correct(one_broker: Deployment) -> 
     assert (view["answered"], view["error"]) == (False, "no answer within 3 s")
 
 
-@pytest.mark.skip(
-    reason="needs `--broker` lists on workers and gateways (issue 12 items 1-3, built on another "
-    "branch); enable once merged"
-)
 def test_one_brokers_host_taken_down_under_load_fails_no_request(
     curve: dict[str, list[str]],
 ) -> None:

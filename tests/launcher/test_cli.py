@@ -143,7 +143,7 @@ def test_several_brokers_side_by_side_and_everyone_connects_to_all(tmp_path: Pat
     ("argv", "problem"),
     [
         (["--brokers", "0"], "broker.count: must be >= 1, not 0"),
-        (["--brokers", "2", "--broker-backend", "ipc:///tmp/b"], "needs tcp://HOST:PORT"),
+        (["--brokers", "2", "--broker-backend", "ipc:///tmp/b"], "need tcp://HOST:PORT endpoints"),
     ],
 )
 def test_a_broker_count_that_cannot_be_planned_is_refused(
