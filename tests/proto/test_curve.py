@@ -155,8 +155,12 @@ class ZapBroker:
         return sock
 
     def arrives(self, domain: str, sock: zmq.Socket[bytes], marker: int, wait_s: float) -> bool:
-        """Whether `marker`, sent by `sock`, reaches the ROUTER of `domain` within `wait_s`."""
-        sock.send_multipart(transport.frames_of(Cancel(marker)))
+        """Whether `marker`, sent by `sock`, reaches the ROUTER of `domain` within `wait_s`
+        (a socket whose connection was refused may have nowhere to queue it: not sent)."""
+        try:
+            sock.send_multipart(transport.frames_of(Cancel(marker)), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
         router = self.routers[domain]
         deadline = time.monotonic() + wait_s
         while (left := deadline - time.monotonic()) > 0:
