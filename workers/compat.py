@@ -2,7 +2,9 @@
 
 While `mindspore_serving_alias()` is active, `import mindspore_serving`,
 `from mindspore_serving.server import register` and `import
-mindspore_serving.server.register` give msq's `register` module, and `mindspore_serving.server`
+mindspore_serving.server.register` give msq's `register` module,
+`from mindspore_serving.server import distributed` gives a namespace with msq's
+`declare_servable` (`msq.workers.distributed`), and `mindspore_serving.server`
 has MindSpore Serving's start API (`start_servables`, `ServableStartConfig`,
 `start_grpc_server`, `start_restful_server`, `SSLConfig`, `stop`,
 `master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`. Nothing is
@@ -17,7 +19,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from msq.workers import register
+from msq.workers import distributed, register
 
 
 def _package(name: str, **attributes: object) -> types.ModuleType:
@@ -30,8 +32,8 @@ def _package(name: str, **attributes: object) -> types.ModuleType:
 
 @contextmanager
 def mindspore_serving_alias() -> Iterator[None]:
-    """Alias `mindspore_serving[.server[.register|.master[.context]]]` to msq's modules while
-    the block runs."""
+    """Alias `mindspore_serving[.server[.register|.distributed|.master[.context]]]` to msq's
+    modules while the block runs."""
     from msq.launcher import ms_server  # noqa: PLC0415 - workers need only `register`
 
     context = _package(
@@ -40,11 +42,21 @@ def mindspore_serving_alias() -> Iterator[None]:
     )
     master = _package("mindspore_serving.server.master", context=context)
     api = {name: getattr(ms_server, name) for name in ms_server.MINDSPORE_SERVING_API}
-    server = _package("mindspore_serving.server", register=register, master=master, **api)
+    distributed_api = _package(
+        "mindspore_serving.server.distributed", declare_servable=distributed.declare_servable
+    )
+    server = _package(
+        "mindspore_serving.server",
+        register=register,
+        master=master,
+        distributed=distributed_api,
+        **api,
+    )
     aliases = {
         "mindspore_serving": _package("mindspore_serving", server=server),
         "mindspore_serving.server": server,
         "mindspore_serving.server.register": register,
+        "mindspore_serving.server.distributed": distributed_api,
         "mindspore_serving.server.master": master,
         "mindspore_serving.server.master.context": context,
     }

@@ -10,6 +10,9 @@ thread is idle.
 A job's `timeout_ms` becomes a deadline on this worker's clock when the job arrives; a job still
 unstarted at its deadline is answered timed out without being computed (`JobRunner`).
 Results of jobs received before a re-registration are dropped: the broker has re-queued them.
+`suspend(reason)` (from any thread: a distributed servable lost a rank) leaves the broker
+(`Disconnect`, so it re-dispatches the jobs in flight) and drops every result until `resume()`
+registers again.
 Every line logged while a job runs (model errors included) names the job's request ids
 (`msq.process.log_fields`).
 """
@@ -142,10 +145,26 @@ class WorkerLoop:
         self._queued = 0
         #: Compute time per instance of each method's last job (unknown: compute thread).
         self._instance_ms: dict[str, float] = {}
+        self._generation_lock = threading.Lock()
+        #: Why the worker is suspended (`suspend`), or None while it serves.
+        self._suspended: str | None = None
+        self._resumed = threading.Event()
 
     def stop(self) -> None:
         """Ask the loop to leave: it sends `Disconnect` and returns from `run`."""
         self._stopping.set()
+
+    def suspend(self, reason: str) -> None:
+        """Stop serving until `resume()` (any thread): the results of the jobs received so far
+        are dropped and the broker is told to re-dispatch them (`Disconnect(reason)`)."""
+        with self._generation_lock:
+            self._generation += 1
+            self._suspended = reason
+            self._resumed.clear()
+
+    def resume(self) -> None:
+        """Register again after `suspend` (any thread)."""
+        self._resumed.set()
 
     # ------------------------------------------------------------------------------ main thread
 
@@ -168,6 +187,9 @@ class WorkerLoop:
                 self._context.term()
 
     def _step(self) -> None:
+        if self._suspended is not None:
+            self._pause(self._suspended)
+            return
         dealer = self._dealer
         assert dealer is not None
         now = time.monotonic()
@@ -186,6 +208,21 @@ class WorkerLoop:
         elif now - self._last_sent >= self.heartbeat_s:
             self._send(Heartbeat())
 
+    def _pause(self, reason: str) -> None:
+        """Leave the broker, drop results until `resume()`, then register again."""
+        logger.warning("leaving broker %s until the servable is back: %s", self.broker, reason)
+        self._send(Disconnect(f"worker unavailable: {reason}"))
+        if self._dealer is not None:
+            self._dealer.close(linger=100)
+            self._dealer = None
+        while not self._stopping.is_set() and not self._resumed.wait(0.25):
+            self._forward_results()  # dropped: from before the suspension
+        with self._generation_lock:
+            self._suspended = None
+        self._retry_delay_s = 0.0
+        if not self._stopping.is_set():
+            self._register()
+
     def _register(self) -> None:
         """Open a new DEALER and send `Ready`, after the current retry delay."""
         if self._dealer is not None:
@@ -194,7 +231,8 @@ class WorkerLoop:
         if self._retry_delay_s and self._stopping.wait(self._retry_delay_s):
             return
         self._retry_delay_s = min(max(1.0, self._retry_delay_s * 2), self.max_retry_delay_s)
-        self._generation += 1
+        with self._generation_lock:
+            self._generation += 1
         self._dealer = transport.dealer(self._context, self.broker)
         self._poller = zmq.Poller()
         self._poller.register(self._dealer, zmq.POLLIN)
@@ -228,7 +266,10 @@ class WorkerLoop:
                 self._retry_delay_s = 0.0
                 deadline = self.runner.received(message)
                 if self._runs_inline(message):
-                    self._send(self._run(message, deadline))
+                    generation = self._generation
+                    result = self._run(message, deadline)
+                    if generation == self._generation and self._suspended is None:
+                        self._send(result)
                 else:
                     self._queued += 1
                     self._jobs.put((self._generation, message, deadline))
@@ -256,7 +297,8 @@ class WorkerLoop:
             except zmq.Again:
                 return
             self._queued -= 1
-            if int.from_bytes(generation.buffer, "little") == self._generation:
+            current = self._generation if self._suspended is None else -1
+            if int.from_bytes(generation.buffer, "little") == current:
                 self._send_frames(frames)
             else:
                 logger.info("dropped the result of a job from before re-registering")
