@@ -161,6 +161,8 @@ class AgentGroup:
         wait_s = self.settings.wait_agents_s
         until = time.monotonic() + wait_s if wait_s > 0 else float("inf")
         while len(loaded) < self.rank_size:
+            if self._closing.is_set():
+                raise ServableLoadError("the worker is stopping")
             self._check_processes(starting=True)
             if time.monotonic() > until:
                 missing = sorted(set(range(self.rank_size)) - loaded)

@@ -66,7 +66,9 @@ def die_with_parent() -> None:
 
 def _popen(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     env.setdefault("GLOG_v", _GLOG_LEVEL)
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    # A session of its own: a signal to the worker's process group (a supervisor stopping it)
+    # reaches the worker, which tears the group down itself, not the ranks half-way.
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def start_rank(
