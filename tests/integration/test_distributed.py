@@ -60,7 +60,7 @@ def test_grpc_answers_equal_the_unsharded_model(stack: Stack, count: int) -> Non
 
 @pytest.mark.parametrize("count", [1, 3])
 def test_rest_answers_equal_the_unsharded_model(stack: Stack, count: int) -> None:
-    import http.client  # noqa: PLC0415
+    import http.client
 
     x = inputs(count, seed=100 + count)
     answers = {}

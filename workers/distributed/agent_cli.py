@@ -32,9 +32,6 @@ from msq.workers.decryption import DEC_MODES, DEFAULT_DEC_MODE, KeyFileError, re
 from msq.workers.device import default_threads
 from msq.workers.distributed import processes
 
-#: Seconds to wait for the worker to say how many ranks its servable has.
-QUERY_TIMEOUT_S = 30.0
-
 
 class AgentError(Exception):
     """`msq-agent` exits 1 with this message."""
@@ -48,10 +45,14 @@ def _address(text: str) -> str:
     return endpoint
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+def _count(text: str, minimum: int = 0) -> int:
+    if not text.isdigit() or int(text) < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {minimum}")
     return int(text)
+
+
+def _positive(text: str) -> int:
+    return _count(text, 1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,13 +65,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the worker's --distributed-address")  # fmt: skip
     parser.add_argument("--rank-start", type=_count, default=0, metavar="R",
                         help="the first rank to run here (default 0)")  # fmt: skip
-    parser.add_argument("--ranks", type=_count, metavar="N",
+    parser.add_argument("--ranks", type=_positive, metavar="N",
                         help="how many ranks to run here (default: R to the last)")  # fmt: skip
     parser.add_argument("--device", default="cpu",
                         help="cpu, or one device per rank: gpu:0,1, ascend:0-7")  # fmt: skip
     parser.add_argument("--model-files", type=Path, nargs="+", metavar="F",
                         help="each local rank's model file, in rank order")  # fmt: skip
-    parser.add_argument("--threads", type=int, help="MindSpore CPU threads per rank")
+    parser.add_argument("--threads", type=_positive, help="MindSpore CPU threads per rank")
+    parser.add_argument("--wait-worker-s", type=_positive, default=30, metavar="S",
+                        help="seconds to wait for the worker to answer (default 30)")  # fmt: skip
     parser.add_argument("--dec-key-file", type=Path, metavar="PATH",
                         help="key file of encrypted model files (16, 24 or 32 bytes)")  # fmt: skip
     parser.add_argument("--dec-mode", choices=DEC_MODES, default=DEFAULT_DEC_MODE)
@@ -78,13 +81,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def query_rank_size(worker: str) -> int:
+def query_rank_size(worker: str, timeout_s: float) -> int:
     """How many ranks the worker's servable has; AgentError if it does not answer."""
     context: zmq.Context[Any] = zmq.Context()
     sock = transport.dealer(context, worker)
     try:
         sock.send_multipart(transport.frames_of(AgentQuery()))
-        until = time.monotonic() + QUERY_TIMEOUT_S
+        until = time.monotonic() + timeout_s
         while (left := until - time.monotonic()) > 0:
             if not sock.poll(round(left * 1000)):
                 break
@@ -94,7 +97,7 @@ def query_rank_size(worker: str) -> int:
                 continue
             if isinstance(message, AgentRanks):
                 return message.rank_size
-        raise AgentError(f"the worker at {worker} did not answer in {QUERY_TIMEOUT_S:.0f} s")
+        raise AgentError(f"the worker at {worker} did not answer in {timeout_s:g} s")
     finally:
         sock.close(linger=0)
         context.term()
@@ -104,11 +107,16 @@ def plan_ranks(args: argparse.Namespace, rank_size: int) -> list[tuple[int, str,
     """(rank, device, model file) of each local rank; AgentError for an impossible request."""
     from msq.launcher.settings import parse_devices, worker_device  # noqa: PLC0415
 
-    count = args.ranks if args.ranks is not None else rank_size - args.rank_start
-    if count < 1 or args.rank_start + count > rank_size:
+    start = args.rank_start
+    if start >= rank_size:
         raise AgentError(
-            f"ranks {args.rank_start}..{args.rank_start + count - 1} are not ranks of the "
-            f"worker's servable (0..{rank_size - 1})"
+            f"--rank-start {start}: the worker's servable has ranks 0..{rank_size - 1}"
+        )
+    count = args.ranks if args.ranks is not None else rank_size - start
+    if start + count > rank_size:
+        raise AgentError(
+            f"ranks {start}..{start + count - 1} are not all ranks of the worker's servable "
+            f"(0..{rank_size - 1})"
         )
     try:
         devices = [worker_device(device) for device in parse_devices(args.device)]
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dec_key_file is not None:
             read_key_file(args.dec_key_file, args.dec_mode)  # its errors now, not per rank
-        ranks = plan_ranks(args, query_rank_size(args.worker))
+        ranks = plan_ranks(args, query_rank_size(args.worker, args.wait_worker_s))
     except (AgentError, KeyFileError) as exc:
         print(f"msq-agent: {exc}", file=sys.stderr, flush=True)
         return 1
