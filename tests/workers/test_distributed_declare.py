@@ -67,13 +67,15 @@ def test_bad_arguments_get_mindspore_servings_messages(
 
 
 def test_declare_servable_after_declare_model_is_refused() -> None:
-    with collecting("tp"), pytest.raises(ServableConfigError, match="one distributed model"):
+    with collecting("tp") as servable:
         declare_model("a.mindir", "MindIR")
-        declare_servable(2)
+        with pytest.raises(ServableConfigError, match="one distributed model per servable"):
+            declare_servable(2)
+    assert len(servable.models) == 1
 
 
 def test_declare_model_after_declare_servable_is_a_load_error(tmp_path: Path) -> None:
-    from msq.workers.servable import load_version  # noqa: PLC0415 - imports MindSpore
+    from msq.workers.servable import load_version
 
     with collecting("tp") as servable:
         declare_servable(2)
@@ -84,7 +86,7 @@ def test_declare_model_after_declare_servable_is_a_load_error(tmp_path: Path) ->
 
 
 def test_stage_size_above_1_is_refused_when_loading(tmp_path: Path) -> None:
-    from msq.workers.servable import load_version  # noqa: PLC0415 - imports MindSpore
+    from msq.workers.servable import load_version
 
     with collecting("tp") as servable:
         declare_servable(4, stage_size=2)
@@ -99,7 +101,7 @@ def test_stage_size_above_1_is_refused_when_loading(tmp_path: Path) -> None:
 
 def test_the_mindspore_serving_alias_has_the_distributed_namespace() -> None:
     with collecting("tp") as servable, mindspore_serving_alias():
-        from mindspore_serving.server import distributed  # noqa: PLC0415
+        from mindspore_serving.server import distributed
 
         module = importlib.import_module("mindspore_serving.server.distributed")
         model = distributed.declare_servable(rank_size=2, stage_size=1)
