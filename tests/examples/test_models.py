@@ -339,11 +339,12 @@ def test_export_tp_mlp_reproduces_the_committed_files(regenerated: Path, model: 
 
 def test_tp_mlp_shards_hold_half_the_weights_each() -> None:
     """Rank r holds columns r*128.. of the first matmul and the same rows of the second."""
-    whole = {p.name: p for p in mindir(SERVABLES / "tp_mlp_single/1/mlp.mindir").graph.parameter}
-    halves = [
-        {p.name: p for p in mindir(SERVABLES / f"tp_mlp/1/rank_{rank}.mindir").graph.parameter}
-        for rank in range(2)
-    ]
+
+    def parameters(path: str) -> dict[str, Any]:  # names are "<graph>:w1", ...
+        return {p.name.rpartition(":")[2]: p for p in mindir(SERVABLES / path).graph.parameter}
+
+    whole = parameters("tp_mlp_single/1/mlp.mindir")
+    halves = [parameters(f"tp_mlp/1/rank_{rank}.mindir") for rank in range(2)]
     w1 = np.frombuffer(whole["w1"].raw_data, np.float32).reshape(64, 256)
     w2 = np.frombuffer(whole["w2"].raw_data, np.float32).reshape(256, 16)
     for rank, half in enumerate(halves):
@@ -353,6 +354,10 @@ def test_tp_mlp_shards_hold_half_the_weights_each() -> None:
         )
         np.testing.assert_array_equal(
             np.frombuffer(half["w2"].raw_data, np.float32).reshape(128, 16), w2[part]
+        )
+        np.testing.assert_array_equal(
+            np.frombuffer(half["b2"].raw_data, np.float32) * 2,
+            np.frombuffer(whole["b2"].raw_data, np.float32),
         )
 
 
