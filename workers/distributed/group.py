@@ -71,7 +71,7 @@ class GroupSettings:
     wait_agents_s: float = 0.0
     #: The device of each local rank (`--device` / the rank table), by rank.
     devices: tuple[str, ...] = ("cpu",)
-    #: MindSpore CPU threads per local rank.
+    #: MindSpore CPU threads of the worker, shared by its local ranks (at least 1 each).
     threads: int = 1
     #: A rank silent this long (or a call unanswered this long) loses the group.
     liveness_s: float = 3.0
@@ -134,7 +134,8 @@ class AgentGroup:
         if not self.settings.remote_agents:
             devices = self.settings.devices
             endpoint = self.endpoint.replace("0.0.0.0", "127.0.0.1")
-            options = ["--threads", str(self.settings.threads), *self.settings.rank_args]
+            threads = max(1, self.settings.threads // self.rank_size)  # the worker's share
+            options = ["--threads", str(threads), *self.settings.rank_args]
             self._processes = [
                 processes.start_rank(endpoint, rank, devices[rank % len(devices)], None, options)
                 for rank in range(self.rank_size)
@@ -170,6 +171,10 @@ class AgentGroup:
                     f"ranks {missing} did not join and load within {wait_s:g} s "
                     f"(--wait-agents-s) at {self.endpoint}"
                 )
+            if time.monotonic() - self._sent >= HEARTBEAT_S:  # loaded ranks wait for the rest
+                for peer in self._peers.values():
+                    self._send(peer, Heartbeat())
+                self._sent = time.monotonic()
             for peer, message in self._receive(0.25):
                 match message:
                     case AgentQuery():
