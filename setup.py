@@ -76,6 +76,7 @@ setup(
             "msq=msq.launcher.cli:main",
             "msq-broker=msq.broker.cli:main",
             "msq-worker=msq.workers.cli:main",
+            "msq-agent=msq.workers.distributed.agent_cli:main",
             "msq-grpc-gateway=msq.gateways.grpc.cli:main",
             "msq-rest-gateway=msq.gateways.rest.cli:main",
             "msq-bench=msq.benchmarks.cli:main",

@@ -282,6 +282,75 @@ class RepositoryAnswer:
     error: Failure | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AgentJoin:
+    """Agent -> worker (distributed servables): rank `rank` of process `pid` joins; `model_file`
+    is the file it loads (empty: the one the worker names in `AgentPlan`)."""
+
+    rank: int
+    pid: int
+    model_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentQuery:
+    """Agent -> worker (distributed servables): how many ranks has the servable?"""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRanks:
+    """Worker -> agent: the servable has ranks 0..`rank_size`-1."""
+
+    rank_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPlan:
+    """Worker -> agent: joined; form MindSpore's cluster of `rank_size` ranks with the
+    scheduler at `scheduler_host`:`scheduler_port` and load `model_file` (the agent's own when
+    it gave one); `generation` names this start of the group."""
+
+    rank_size: int
+    scheduler_host: str
+    scheduler_port: int
+    model_file: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRefused:
+    """Worker -> agent: not joined (the reason says why); the agent exits."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoaded:
+    """Agent -> worker: the rank is in the cluster and its model is loaded (`error` empty), or
+    it failed (`error` says why)."""
+
+    rank: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCall:
+    """Worker -> agent: run the model once on these inputs ("0", "1", ... in order)."""
+
+    call_id: int
+    inputs: Instance
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutputs:
+    """Agent -> worker: the outputs of call `call_id` ("0", "1", ...; only the last rank sends
+    them, the others send none), or `error`."""
+
+    call_id: int
+    outputs: Instance
+    error: str = ""
+
+
 Message: TypeAlias = (
     Ready
     | Heartbeat
@@ -297,4 +366,12 @@ Message: TypeAlias = (
     | ControllerReady
     | RepositoryCommand
     | RepositoryAnswer
+    | AgentQuery
+    | AgentRanks
+    | AgentJoin
+    | AgentPlan
+    | AgentRefused
+    | AgentLoaded
+    | AgentCall
+    | AgentOutputs
 )

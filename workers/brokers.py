@@ -153,10 +153,10 @@ class BrokerConnection:
                 )
         self._last_sent = sent_at
 
-    def close(self) -> None:
-        """Close the DEALER (a registration ends)."""
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the DEALER (a registration ends); `linger_ms` lets what was sent go out."""
         if self.dealer is not None:
-            self.dealer.close(linger=0)
+            self.dealer.close(linger=linger_ms)
             self.dealer = None
 
 

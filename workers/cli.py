@@ -5,6 +5,13 @@
         [--max-batch-size N] [--dec-key-file PATH [--dec-mode AES-GCM|AES-CBC|SM4-CBC]] \\
         [--legacy-imports]
 
+A distributed servable (`declare_servable(rank_size=N)`) needs no other flag: the worker starts
+MindSpore's scheduler and N rank processes on this host, one device of `--device` per rank
+(`cpu`: all on the CPU; `gpu:0,1`, `ascend:0-7`). `--distributed-address HOST:PORT` binds its
+agent endpoint elsewhere, `--remote-agents` waits for `msq-agent`s instead of starting ranks,
+`--wait-agents-s` bounds that wait, `--rank-table FILE` maps ranks to device ids (HCCL JSON).
+See docs/distributed.md.
+
 Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once registered.
 """
 
@@ -32,9 +39,11 @@ from msq.workers.decryption import (
     read_key_file,
 )
 from msq.workers.device import DeviceError, DeviceSpec, default_threads, parse_device
+from msq.workers.rank_table import load_rank_table
 
 if TYPE_CHECKING:
     from msq.proto.curve import CurveClient
+    from msq.workers.distributed.group import GroupSettings
     from msq.workers.servable import LoadedServable
 
 
@@ -45,11 +54,31 @@ def _servable(text: str) -> tuple[str, int]:
     return name, int(version or 0)
 
 
-def _device(text: str) -> DeviceSpec:
+def _devices(text: str) -> tuple[DeviceSpec, ...]:
+    """`cpu`, `gpu:N`, `ascend:N`, or a list for the ranks of a distributed servable."""
+    from msq.launcher.settings import parse_devices, worker_device  # noqa: PLC0415
+
     try:
-        return parse_device(text)
+        return tuple(parse_device(worker_device(device)) for device in parse_devices(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def _address(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: use HOST:PORT (port 0: any)")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -75,9 +104,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--device",
-        type=_device,
-        default=DeviceSpec("cpu"),
-        help="cpu, gpu:N or ascend:N (default cpu)",
+        dest="devices",
+        type=_devices,
+        default=(DeviceSpec("cpu"),),
+        help="cpu, gpu:N or ascend:N (default cpu); the ranks of a distributed servable: "
+        "one device per rank, e.g. gpu:0,1 or ascend:0-7",
     )
     parser.add_argument(
         "--servable-dir",
@@ -139,9 +170,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "PIL.Image constants removed in Pillow 10 to their current equivalents",
     )
     add_curve_client_options(parser)
+    distributed = parser.add_argument_group("distributed servables (declare_servable)")
+    distributed.add_argument(
+        "--distributed-address",
+        type=_address,
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="where the agent endpoint binds (default loopback, any free port)",
+    )
+    distributed.add_argument(
+        "--remote-agents",
+        action="store_true",
+        help="start no rank processes: wait for msq-agent to join at --distributed-address",
+    )
+    distributed.add_argument(
+        "--wait-agents-s",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="seconds to wait for every rank to join and load (default 0: forever)",
+    )
+    distributed.add_argument(
+        "--rank-table",
+        type=Path,
+        metavar="FILE",
+        help="HCCL rank table (JSON): validated, maps each rank to its device id",
+    )
+    distributed.add_argument(
+        "--agent-liveness-s",
+        type=_seconds,
+        default=3.0,
+        metavar="S",
+        help="a rank silent this long, or this late with a call, restarts the group (default 3)",
+    )
     add_metrics_options(parser)
     add_log_level(parser, default="WARNING")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.device = args.devices[0]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         decryption: Decryption | None = None
         if args.dec_key_file is not None:
             decryption = read_key_file(args.dec_key_file, args.dec_mode)
+        group = group_settings(args)
     except (ValueError, KeyFileError) as exc:  # CurveError is a ValueError
         print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
         return 1
     # Imported here: MindSpore takes seconds to import, `--help` should not wait.
     from msq.workers.definition import ServableLoadError  # noqa: PLC0415
     from msq.workers.device import configure_mindspore  # noqa: PLC0415
+    from msq.workers.distributed.model import distributed_models  # noqa: PLC0415
     from msq.workers.legacy import legacy_imports  # noqa: PLC0415
     from msq.workers.servable import load_servable  # noqa: PLC0415
 
@@ -177,12 +245,50 @@ def main(argv: list[str] | None = None) -> int:
                 version,
                 max_batch_size=args.max_batch_size,
                 decryption=decryption,
+                group=group,
             )
+            if len(args.devices) > 1 and not distributed_models(servable):
+                raise DeviceError(
+                    f"--device lists {len(args.devices)} devices: a list is for the ranks of "
+                    "a distributed servable; start one worker per device"
+                )
         except (DeviceError, ServableLoadError) as exc:
             print(f"msq-worker: {exc}", file=sys.stderr, flush=True)
             return 1
         serve(args, servable, brokers, curve)
     return 0
+
+
+def group_settings(args: argparse.Namespace) -> GroupSettings:
+    """How the ranks of a distributed servable run, from the command line.
+
+    Raises ValueError for a rank table that does not load (`msq.workers.rank_table`)."""
+    from msq.workers.distributed.group import GroupSettings  # noqa: PLC0415
+    from msq.workers.distributed.processes import decryption_args  # noqa: PLC0415
+
+    devices = tuple(str(device) for device in args.devices)
+    table_ranks: int | None = None
+    if args.rank_table is not None:
+        table = load_rank_table(args.rank_table)  # RankTableError is a ValueError
+        table_ranks = len(table.ranks)
+        kind = args.device.kind
+        devices = tuple(
+            "cpu" if kind == "cpu" else f"{kind}:{rank.device_id}" for rank in table.ranks
+        )
+    threads = args.threads or default_threads(args.workers_on_host)
+    rank_args = [*decryption_args(args.dec_key_file, args.dec_mode),
+                 "--log-level", args.log_level, "--log-format", args.log_format,
+                 "--liveness-s", str(args.agent_liveness_s)]  # fmt: skip
+    return GroupSettings(
+        address=args.distributed_address,
+        remote_agents=args.remote_agents,
+        wait_agents_s=args.wait_agents_s,
+        devices=devices,
+        threads=threads,
+        liveness_s=args.agent_liveness_s,
+        rank_args=tuple(rank_args),
+        rank_table_ranks=table_ranks,
+    )
 
 
 def serve(
@@ -193,6 +299,7 @@ def serve(
 ) -> None:
     """Register `servable` with every broker (with CURVE when `curve`) and run its jobs until
     SIGTERM or SIGINT."""
+    from msq.workers.distributed.model import distributed_models  # noqa: PLC0415
     from msq.workers.loop import WorkerLoop  # noqa: PLC0415
 
     ready = Ready(
@@ -214,6 +321,9 @@ def serve(
             announce_ready("msq-worker", ready_detail(detail, address))
 
     loop = WorkerLoop(brokers, ready, servable.execute, on_registered=announce, curve=curve)
+    groups = [model.group for model in distributed_models(servable)]
+    for model in distributed_models(servable):
+        model.serve_with(loop.suspend, loop.resume)
     if args.metrics_port is not None:
         from msq.workers.metrics import WorkerMetrics  # noqa: PLC0415
 
@@ -225,7 +335,11 @@ def serve(
             runner.on_stage = metrics.on_stage
         address = start_exporter(args)
     on_stop_signals(loop.stop)
-    loop.run()
+    try:
+        loop.run()
+    finally:
+        for group in groups:
+            group.close()
 
 
 if __name__ == "__main__":

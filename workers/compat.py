@@ -2,14 +2,14 @@
 
 While `mindspore_serving_alias()` is active, `import mindspore_serving`,
 `from mindspore_serving.server import register` and `import
-mindspore_serving.server.register` give msq's `register` module, and `mindspore_serving.server`
-has MindSpore Serving's start API (`start_servables`, `ServableStartConfig`,
-`start_grpc_server`, `start_restful_server`, `SSLConfig`, `stop`,
-`master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`, and
-`mindspore_serving.server.distributed` has `start_servable` and `startup_agents` from
-`msq.launcher.ms_distributed`. Nothing is
-installed under the name `mindspore_serving`; the previous `sys.modules` entries are restored
-afterwards.
+mindspore_serving.server.register` give msq's `register` module,
+`from mindspore_serving.server import distributed` gives a namespace with msq's
+`declare_servable` (`msq.workers.distributed`, for configs) and `start_servable` /
+`startup_agents` (`msq.launcher.ms_distributed`, for start scripts), and
+`mindspore_serving.server` has MindSpore Serving's start API (`start_servables`,
+`ServableStartConfig`, `start_grpc_server`, `start_restful_server`, `SSLConfig`, `stop`,
+`master.context.set_max_enqueued_requests`) from `msq.launcher.ms_server`. Nothing is installed
+under the name `mindspore_serving`; the previous `sys.modules` entries are restored afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from msq.workers import register
+from msq.workers import distributed, register
 
 
 def _package(name: str, **attributes: object) -> types.ModuleType:
@@ -41,8 +41,9 @@ def mindspore_serving_alias() -> Iterator[None]:
         set_max_enqueued_requests=ms_server.set_max_enqueued_requests,
     )
     master = _package("mindspore_serving.server.master", context=context)
-    distributed = _package(
+    distributed_api = _package(
         "mindspore_serving.server.distributed",
+        declare_servable=distributed.declare_servable,
         **{name: getattr(ms_distributed, name) for name in ms_distributed.MINDSPORE_SERVING_API},
     )
     api = {name: getattr(ms_server, name) for name in ms_server.MINDSPORE_SERVING_API}
@@ -50,14 +51,14 @@ def mindspore_serving_alias() -> Iterator[None]:
         "mindspore_serving.server",
         register=register,
         master=master,
-        distributed=distributed,
+        distributed=distributed_api,
         **api,
     )
     aliases = {
         "mindspore_serving": _package("mindspore_serving", server=server),
         "mindspore_serving.server": server,
         "mindspore_serving.server.register": register,
-        "mindspore_serving.server.distributed": distributed,
+        "mindspore_serving.server.distributed": distributed_api,
         "mindspore_serving.server.master": master,
         "mindspore_serving.server.master.context": context,
     }

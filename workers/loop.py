@@ -20,6 +20,9 @@ alive) or they are gone with it (the gateways send their requests again).
 `stop()` (SIGTERM) drains: the worker sends `Drain` to every broker, keeps running the jobs
 they still send (a broker routes it nothing new while another worker serves its methods) and
 leaves once each broker answered `Drain`, forgot it, or went silent for `liveness_s`.
+`suspend(reason)` (from any thread: a distributed servable lost a rank) leaves every broker
+(`Disconnect`, so each re-dispatches the jobs in flight) and drops every result until `resume()`
+registers again.
 Every line logged while a job runs (model errors included) names the job's request ids
 (`msq.process.log_fields`).
 """
@@ -164,11 +167,26 @@ class WorkerLoop:
         self._queued = 0
         #: Compute time per instance of each method's last job (unknown: compute thread).
         self._instance_ms: dict[str, float] = {}
+        self._suspend_lock = threading.Lock()
+        #: Why the worker is suspended (`suspend`), or None while it serves.
+        self._suspended: str | None = None
+        self._resumed = threading.Event()
 
     def stop(self) -> None:
         """Ask the loop to leave: it drains, sends `Disconnect` to every broker and returns from
         `run`."""
         self._stopping.set()
+
+    def suspend(self, reason: str) -> None:
+        """Stop serving until `resume()` (any thread): the results of the jobs received so far
+        are dropped and every broker is told to re-dispatch them (`Disconnect(reason)`)."""
+        with self._suspend_lock:
+            self._suspended = reason
+            self._resumed.clear()
+
+    def resume(self) -> None:
+        """Register again after `suspend` (any thread)."""
+        self._resumed.set()
 
     # ------------------------------------------------------------------------------ main thread
 
@@ -198,6 +216,9 @@ class WorkerLoop:
                 self._context.term()
 
     def _step(self) -> None:
+        if self._suspended is not None:
+            self._pause(self._suspended)
+            return
         now = time.monotonic()
         for connection in self.brokers:
             if connection.step(now) and self.on_registered is not None:
@@ -216,6 +237,23 @@ class WorkerLoop:
             dealer = connection.dealer
             if dealer is not None and dealer in events:
                 self._receive(index, connection, dealer)
+
+    def _pause(self, reason: str) -> None:
+        """Leave every broker, drop results until `resume()`, then register again."""
+        logger.warning("leaving the brokers until the servable is back: %s", reason)
+        for connection in self.brokers:
+            connection.send(Disconnect(f"worker unavailable: {reason}"))
+            connection.close(linger_ms=100)
+        while not self._stopping.is_set() and not self._resumed.wait(0.25):
+            self._forward_results()  # dropped: from before the suspension
+        with self._suspend_lock:
+            self._suspended = None
+        if not self._stopping.is_set():
+            now = time.monotonic()
+            for connection in self.brokers:
+                connection.register(now)
+            if self.on_registered is not None:
+                self.on_registered()
 
     def _receive(self, index: int, connection: BrokerConnection, dealer: Socket) -> None:
         """Handle a broker's waiting messages (a bounded number, to stay responsive)."""
@@ -240,7 +278,9 @@ class WorkerLoop:
                 connection.answered()
                 deadline = self.runner.received(message)
                 if self._runs_inline(message):
-                    connection.send(self._run(message, deadline))
+                    result = self._run(message, deadline)
+                    if self._suspended is None:
+                        connection.send(result)
                 else:
                     self._queued += 1
                     self._jobs.put((index, connection.generation, message, deadline))
@@ -276,7 +316,7 @@ class WorkerLoop:
             self._queued -= 1
             index, generation = _unpack(header.bytes)
             connection = self.brokers[index]
-            if generation == connection.generation:
+            if generation == connection.generation and self._suspended is None:
                 connection.send_frames(frames)
             else:
                 logger.info("dropped the result of a job from before re-registering")

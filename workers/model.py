@@ -112,12 +112,10 @@ class LoadedModel:
             raise ServableLoadError(f"model file {path} does not exist")
         proto = mind_ir_pb2.ModelProto()
         try:
+            cell = self._cell(path, decryption)
             if decryption is None:
-                cell = nn.GraphCell(ms.load(str(path)))
                 proto.ParseFromString(path.read_bytes())
             else:
-                keys = {"dec_key": decryption.key, "dec_mode": decryption.mode}
-                cell = nn.GraphCell(ms.load(str(path), **keys))
                 proto.ParseFromString(_decrypt(str(path), decryption.key, len(decryption.key),
                                                decryption.mode))  # fmt: skip
         except (RuntimeError, ValueError, OSError, DecodeError) as exc:
@@ -131,6 +129,12 @@ class LoadedModel:
             dynamic_sizes=dynamic_sizes,
         )
         return Subgraph(cell, geometry.inputs, geometry.sizes, geometry.batched)
+
+    def _cell(self, path: Path, decryption: Decryption | None) -> Any:
+        """The graph of a model file, loaded on this process's device."""
+        if decryption is None:
+            return nn.GraphCell(ms.load(str(path)))
+        return nn.GraphCell(ms.load(str(path), dec_key=decryption.key, dec_mode=decryption.mode))
 
     @staticmethod
     def _input(path: Path, index: int, value: Any) -> tuple[str, Shape]:
@@ -236,8 +240,8 @@ class LoadedModel:
                 )
         return [tuple(output[row] for output in outputs) for row in range(count)]
 
-    @staticmethod
-    def _call(graph: Subgraph, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    def _call(self, graph: Subgraph, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """One run of a graph on whole (padded) arrays: its outputs."""
         result = graph.cell(*(ms.Tensor(array) for array in arrays))
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         return tuple(output.asnumpy() for output in outputs)

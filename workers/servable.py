@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result
@@ -29,9 +30,13 @@ from msq.workers.definition import (
     ServableLoadError,
     collecting,
 )
+from msq.workers.distributed.declare import DistributedModel
 from msq.workers.model import LoadedModel
 from msq.workers.pipeline import MethodRunner
 from msq.workers.signature import method_signature
+
+if TYPE_CHECKING:
+    from msq.workers.distributed.group import GroupSettings
 
 CONFIG_FILE = "servable_config.py"
 
@@ -124,15 +129,36 @@ def load_servable(
     *,
     max_batch_size: int | None = None,
     decryption: Decryption | None = None,
+    group: GroupSettings | None = None,
 ) -> LoadedServable:
     """Import the servable's config, load and warm up its models on the current device.
 
     `max_batch_size` overrides the config's batch sizes (`--max-batch-size`); `decryption`
-    decrypts encrypted model files (`--dec-key-file`).
+    decrypts encrypted model files (`--dec-key-file`); `group` says how the ranks of a
+    distributed servable run (default: local rank processes on the CPU).
     """
     number = find_version(servable_dir, name, version)
     definition = import_config(servable_dir, name)
-    return load_version(definition, servable_dir / name / str(number), max_batch_size, decryption)
+    return load_version(
+        definition, servable_dir / name / str(number), max_batch_size, decryption, group
+    )
+
+
+def _load_model(
+    model: Model,
+    version_dir: Path,
+    dynamic_sizes: tuple[int, ...],
+    decryption: Decryption | None,
+    group: GroupSettings | None,
+) -> LoadedModel:
+    if not isinstance(model, DistributedModel):
+        return LoadedModel(model, version_dir, dynamic_sizes, decryption)
+    # Imported here: only distributed servables need the agent group.
+    from msq.workers.distributed.group import GroupSettings  # noqa: PLC0415
+    from msq.workers.distributed.model import DistributedLoadedModel  # noqa: PLC0415
+
+    settings = group if group is not None else GroupSettings()
+    return DistributedLoadedModel(model, version_dir, dynamic_sizes, decryption, settings)
 
 
 def load_version(
@@ -140,12 +166,20 @@ def load_version(
     version_dir: Path,
     max_batch_size: int | None = None,
     decryption: Decryption | None = None,
+    group: GroupSettings | None = None,
 ) -> LoadedServable:
     """Load and warm up the models of an imported servable from one version folder."""
     settings = resolve(definition.batching, max_batch_size)
+    if len(definition.models) > 1 and any(
+        isinstance(model, DistributedModel) for model in definition.models
+    ):
+        raise ServableLoadError(
+            f"{definition.name}/{CONFIG_FILE}: a servable with declare_servable(rank_size=...) "
+            "declares no other model (one distributed model per servable)"
+        )
     models: dict[int, LoadedModel] = {}
     for model in definition.models:
-        loaded = LoadedModel(model, version_dir, settings.dynamic_sizes, decryption)
+        loaded = _load_model(model, version_dir, settings.dynamic_sizes, decryption, group)
         loaded.warm_up()
         model.runner = loaded
         models[id(model)] = loaded

@@ -330,6 +330,37 @@ def test_export_add_reproduces_the_committed_file(regenerated: Path) -> None:
     assert (regenerated / "add" / "1" / "tensor_add.mindir").read_bytes() == ADD_MODEL.read_bytes()
 
 
+@pytest.mark.parametrize(
+    "model", ["tp_mlp/1/rank_0.mindir", "tp_mlp/1/rank_1.mindir", "tp_mlp_single/1/mlp.mindir"]
+)
+def test_export_tp_mlp_reproduces_the_committed_files(regenerated: Path, model: str) -> None:
+    assert (regenerated / model).read_bytes() == (SERVABLES / model).read_bytes()
+
+
+def test_tp_mlp_shards_hold_half_the_weights_each() -> None:
+    """Rank r holds columns r*128.. of the first matmul and the same rows of the second."""
+
+    def parameters(path: str) -> dict[str, Any]:  # names are "<graph>:w1", ...
+        return {p.name.rpartition(":")[2]: p for p in mindir(SERVABLES / path).graph.parameter}
+
+    whole = parameters("tp_mlp_single/1/mlp.mindir")
+    halves = [parameters(f"tp_mlp/1/rank_{rank}.mindir") for rank in range(2)]
+    w1 = np.frombuffer(whole["w1"].raw_data, np.float32).reshape(64, 256)
+    w2 = np.frombuffer(whole["w2"].raw_data, np.float32).reshape(256, 16)
+    for rank, half in enumerate(halves):
+        part = slice(rank * 128, (rank + 1) * 128)
+        np.testing.assert_array_equal(
+            np.frombuffer(half["w1"].raw_data, np.float32).reshape(64, 128), w1[:, part]
+        )
+        np.testing.assert_array_equal(
+            np.frombuffer(half["w2"].raw_data, np.float32).reshape(128, 16), w2[part]
+        )
+        np.testing.assert_array_equal(
+            np.frombuffer(half["b2"].raw_data, np.float32) * 2,
+            np.frombuffer(whole["b2"].raw_data, np.float32),
+        )
+
+
 def test_train_digits_reproduces_the_committed_model(regenerated: Path) -> None:
     out_dir = regenerated / "digits" / "1"
     assert json.loads((out_dir / "metrics.json").read_text()) == json.loads(

@@ -28,9 +28,9 @@ def option(command: list[str], name: str) -> str:
 def test_workers_share_the_cores_of_the_host(tmp_path: Path) -> None:
     planned = commands(tmp_path, "--workers", "2", "--log-level", "debug")
     workers = [command for command in planned if command[0] == "msq-worker"]
-    assert len(workers) == 4  # add and digits, two each
+    assert len(workers) == 8  # add, digits, tp_mlp and tp_mlp_single, two each
     for command in workers:
-        assert option(command, "--workers-on-host") == "4"
+        assert option(command, "--workers-on-host") == "8"
         assert option(command, "--log-level") == "DEBUG"
         assert "--threads" not in command
 
@@ -48,7 +48,7 @@ def test_each_device_gets_its_workers(tmp_path: Path) -> None:
 
 def test_legacy_imports_go_to_every_worker_and_only_when_asked(tmp_path: Path) -> None:
     workers = [c for c in commands(tmp_path, "--legacy-imports") if c[0] == "msq-worker"]
-    assert [c.count("--legacy-imports") for c in workers] == [1, 1]
+    assert [c.count("--legacy-imports") for c in workers] == [1, 1, 1, 1]
     assert all("--legacy-imports" not in c for c in commands(tmp_path))
 
 
@@ -71,7 +71,7 @@ def test_an_unknown_log_level_is_refused() -> None:
 def test_log_level_format_and_tracing_go_to_every_process(tmp_path: Path) -> None:
     planned = commands(tmp_path, "--log-level", "debug", "--log-format", "json", "--tracing")
     assert [command[0] for command in planned] == [
-        "msq-broker", "msq-worker", "msq-worker", "msq-grpc-gateway", "msq-rest-gateway",
+        "msq-broker", *["msq-worker"] * 4, "msq-grpc-gateway", "msq-rest-gateway",
     ]  # fmt: skip
     for command in planned:
         assert command[-5:] == ["--log-level", "DEBUG", "--log-format", "json", "--tracing"]
@@ -119,7 +119,7 @@ def test_batching_settings_go_to_the_broker_as_a_file(tmp_path: Path) -> None:
 
 def test_the_decryption_key_file_reaches_every_worker_and_the_key_never(tmp_path: Path) -> None:
     _, workers, _ = stages(tmp_path, "--dec-key-file", "/keys/k", "--dec-mode", "AES-CBC")
-    assert len(workers) == 2
+    assert len(workers) == 4
     for worker in workers:
         assert option(worker.command, "--dec-key-file") == "/keys/k"
         assert option(worker.command, "--dec-mode") == "AES-CBC"

@@ -5,7 +5,6 @@ an agent script calling `distributed.startup_agents` (scripts/serving_agent.py).
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import urllib.request
 from collections.abc import Iterator
@@ -71,13 +70,6 @@ class Served:
     frontend: str
 
 
-needs_agents = pytest.mark.skipif(
-    shutil.which("msq-agent") is None,
-    reason="needs msq-agent, msq-worker --remote-agents and the tp_mlp example (issue 11's "
-    "distributed core, built on another branch): runs once they are merged",
-)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("msq-run-distributed")
@@ -116,7 +108,6 @@ def instances(signature: MethodSignature, count: int) -> list[dict[str, np.ndarr
     ]
 
 
-@needs_agents
 @pytest.mark.parametrize("count", [1, 3])
 def test_the_sharded_servable_answers_as_the_whole_model(served: Served, count: int) -> None:
     signature = method(served.frontend, SHARDED)
@@ -133,7 +124,6 @@ def test_the_sharded_servable_answers_as_the_whole_model(served: Served, count: 
             np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5)
 
 
-@needs_agents
 def test_the_restful_address_answers_for_the_sharded_servable(served: Served) -> None:
     signature = method(served.frontend, SHARDED)
     [instance] = instances(signature, 1)
@@ -148,7 +138,6 @@ def test_the_restful_address_answers_for_the_sharded_servable(served: Served) ->
         np.testing.assert_allclose(answers[SHARDED][name], value, rtol=1e-5, atol=1e-5)
 
 
-@needs_agents
 def test_the_scripts_run_one_remote_agents_worker_and_one_agent_command(served: Served) -> None:
     def commands(proc: Proc) -> list[list[str]]:
         return [child.cmdline() for child in psutil.Process(proc.pid).children()]
@@ -162,7 +151,6 @@ def test_the_scripts_run_one_remote_agents_worker_and_one_agent_command(served: 
     ]
 
 
-@needs_agents
 def test_sigterm_stops_both_scripts_and_every_process(served: Served) -> None:
     children = [
         child
