@@ -8,7 +8,9 @@ has), one device of `--device` per rank (`cpu`: all on the CPU). Each loads `--m
 (one per local rank, in order) or, by default, the rank's file of the worker's servable version
 (paths the worker names: a shared file system). When a rank exits because its group restarts,
 or is killed, the others are killed too and all join again; a rank the worker refuses (wrong
-rank, already taken) or that cannot load makes `msq-agent` exit 1 with the reason.
+rank, already taken) or that cannot load makes `msq-agent` exit 1 with the reason. Each rank
+prints "msq-rank ready: ..." on the shared stderr once it is in the cluster with its model loaded
+(what a supervisor of `msq-agent`, such as `distributed.startup_agents`, waits for).
 MindSpore Serving's `distributed.startup_agents` maps onto it.
 """
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from msq.process import add_log_level, setup_logging
+from msq.process import add_log_level, announce_ready, setup_logging
 from msq.proto import transport
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.messages import (
@@ -179,6 +179,8 @@ def serve(sock: Socket, args: argparse.Namespace) -> None:
         _send(sock, AgentLoaded(args.rank, str(exc)))
         raise
     _send(sock, AgentLoaded(args.rank))
+    # On the stderr it shares with `msq-agent`: what a supervisor of the agent waits for.
+    announce_ready("msq-rank", f"rank {args.rank} of {plan.rank_size} in the cluster, loaded")
     last = args.rank == plan.rank_size - 1
     heard = sent = time.monotonic()
     while True:
