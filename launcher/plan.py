@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from msq.launcher.config_file import to_toml
@@ -26,6 +27,29 @@ def plan(deployment: Deployment, workdir: Path) -> Stages:
     """Every process of `deployment`; files the broker reads are written to `workdir`."""
     resolved = deployment.resolved()
     return brokers(resolved, workdir), workers(resolved), gateways(resolved)
+
+
+def declares_distributed(config: Path) -> bool:
+    """Whether a servable_config.py declares a distributed model, read without running it: a
+    call of `declare_servable` with a `rank_size` (MindSpore Serving's older
+    `register.declare_servable(servable_file, ...)` declares a one-process model)."""
+    try:
+        tree = ast.parse(config.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return False  # the worker reports it
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        first = node.args[0] if node.args else None
+        by_position = first is not None and not (
+            isinstance(first, ast.Constant) and isinstance(first.value, str)
+        )
+        if name == "declare_servable" and (
+            by_position or any(k.arg == "rank_size" for k in node.keywords)
+        ):
+            return True
+    return False
 
 
 def curve_options(deployment: Deployment, role: str) -> list[str]:
@@ -88,16 +112,26 @@ def workers(deployment: Deployment) -> list[Child]:
 
 
 def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -> list[Child]:
-    """One servable's workers (`servable` resolved); `on_host` workers share the cores."""
+    """One servable's workers (`servable` resolved); `on_host` workers share the cores. A
+    distributed servable's worker gets every device (one per rank) instead of one."""
     name = f"{servable.name}:{servable.version}" if servable.version else servable.name
     decryption = []
     if servable.dec_key_file is not None:
         decryption = ["--dec-key-file", str(servable.dec_key_file), "--dec-mode", servable.dec_mode]
+    assert servable.directory is not None
+    assert servable.devices is not None
+    # (in the worker's name, `--device`) of each worker
+    devices = [(device, worker_device(device)) for device in servable.worker_devices()]
+    if declares_distributed(servable.directory / servable.name / "servable_config.py"):
+        # Its ranks take the devices, one each: every worker (a group of ranks) gets them all.
+        assert servable.workers_per_device is not None
+        count = servable.workers_per_device + servable.extra_workers
+        devices = [(servable.devices, servable.devices)] * count
     children = []
-    for index, device in enumerate(servable.worker_devices(), start=1):
+    for index, (label, device) in enumerate(devices, start=1):
         command = [
             "msq-worker",
-            "--device", worker_device(device),
+            "--device", device,
             "--servable-dir", str(servable.directory),
             "--servable", name,
             "--broker", deployment.broker.backends(),
@@ -108,7 +142,7 @@ def servable_workers(deployment: Deployment, servable: Servable, on_host: int) -
             *log_options(deployment.log),
         ]  # fmt: skip
         labels = {"kind": "worker", "servable": servable.name, "version": str(servable.version)}
-        children.append(Child(f"worker {name} {device} #{index}", command, labels))
+        children.append(Child(f"worker {name} {label} #{index}", command, labels))
     return children
 
 

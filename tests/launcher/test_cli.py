@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from msq.launcher.cli import build_parser, main
-from msq.launcher.plan import Stages, plan
+from msq.launcher.plan import Stages, declares_distributed, plan
 from msq.launcher.serve import settings_from
 from msq.launcher.settings import SettingsError
 from tests.processes import EXAMPLES
@@ -185,3 +185,30 @@ def test_a_curve_dir_without_the_standard_keys_is_refused_before_anything_starts
 def test_allow_insecure_goes_to_the_broker_only(tmp_path: Path) -> None:
     planned = commands(tmp_path, "--allow-insecure", "--broker-frontend", "tcp://0.0.0.0:5600")
     assert [command[0] for command in planned if "--allow-insecure" in command] == ["msq-broker"]
+
+
+def test_a_distributed_servables_worker_gets_every_device_for_its_ranks(tmp_path: Path) -> None:
+    _, workers, _ = stages(
+        tmp_path, "--servable", "tp_mlp", "--servable", "add", "--device", "ascend:0-3"
+    )
+    devices = {w.name: option(w.command, "--device") for w in workers}
+    assert devices == {
+        "worker tp_mlp ascend:0-3 #1": "ascend:0-3",
+        **{f"worker add ascend:{n} #{n + 1}": f"ascend:{n}" for n in range(4)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "distributed"),
+    [
+        (EXAMPLES / "tp_mlp" / "servable_config.py", True),
+        (EXAMPLES / "add" / "servable_config.py", False),
+        # MindSpore Serving's older one-process declaration has the same name
+        (Path(__file__).parents[1] / "workers/servables/legacy/servable_config.py", False),
+        (Path("no/such/servable_config.py"), False),
+    ],
+)
+def test_a_distributed_declaration_is_found_without_running_the_config(
+    config: Path, distributed: bool
+) -> None:
+    assert declares_distributed(config) is distributed
