@@ -16,9 +16,8 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
-restarted broker at once. A gateway link silent for `worker_expiry_s` is forgotten and its
-requests are cancelled (its process died: nobody waits for their replies); at shutdown, gateway
-links are told (`Disconnect`) so that they send their requests to another broker.
+restarted broker at once; `msq.broker.gateways` keeps the gateway links, `msq.broker.draining`
+the rules for draining workers.
 """
 
 from __future__ import annotations
@@ -29,9 +28,11 @@ import itertools
 import logging
 from typing import NamedTuple
 
+from msq.broker import draining
 from msq.broker.admission import queue_refusal, registration_problem, request_problem
 from msq.broker.catalog import Catalog, describe
 from msq.broker.control import ControlMessage, ControlRelay
+from msq.broker.gateways import GatewayLinks
 from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
 from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
@@ -87,13 +88,12 @@ class BrokerCore:
         self.started_at = now
         self.incarnation = incarnation
         self.workers: dict[bytes, WorkerState] = {}
-        #: Gateway links that heartbeat, and when each was last heard.
-        self.gateways: dict[bytes, float] = {}
         self.jobs: dict[int, RunningJob] = {}
         self.catalog = Catalog(self.settings)
         self.requests = RequestTable(
             lambda client, reply: self._emit(Endpoint.FRONTEND, client, reply)
         )
+        self.gateways = GatewayLinks(self.requests, self.settings)
         self.control = ControlRelay(self.catalog.infos)
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
@@ -126,7 +126,7 @@ class BrokerCore:
 
     def on_gateway_heartbeat(self, client: bytes, now: float) -> list[Outgoing]:
         """A gateway link's heartbeat: note it alive and answer with this broker's."""
-        self.gateways[client] = now
+        self.gateways.heard(client, now)
         self._emit(Endpoint.FRONTEND, client, Heartbeat(self.incarnation))
         return self._flush()
 
@@ -169,14 +169,7 @@ class BrokerCore:
         close batch windows."""
         self.requests.expire(now)
         settings = self.settings
-        for client, last_seen in list(self.gateways.items()):
-            if now - last_seen > settings.worker_expiry_s:
-                del self.gateways[client]
-                dropped = self.requests.cancel_client(client)
-                log.warning(
-                    "gateway link %s silent for %.1f s: dropped its %d requests",
-                    client.hex(), now - last_seen, dropped,
-                )  # fmt: skip
+        self.gateways.forget_silent(now)
         for worker in list(self.workers.values()):
             if now - worker.last_seen > settings.worker_expiry_s:
                 self._lose(worker.worker_id, now, "worker missed its heartbeats")
@@ -186,7 +179,7 @@ class BrokerCore:
             ):
                 self._emit(Endpoint.BACKEND, worker.worker_id, Disconnect("job timed out"))
                 self._lose(worker.worker_id, now, "worker did not finish a job in time")
-            elif worker.draining and self._drained(worker):
+            elif worker.draining and draining.drained(worker):
                 self._release(worker, now)
             elif now - worker.last_sent >= settings.heartbeat_interval_s:
                 worker.last_sent = now
@@ -202,7 +195,7 @@ class BrokerCore:
         soonest = self.requests.deadlines.soonest()
         if soonest is not None:
             times.append(soonest)
-        times.extend(seen + settings.worker_expiry_s for seen in self.gateways.values())
+        times.extend(self.gateways.expiries())
         for worker in self.workers.values():
             times.append(worker.last_sent + settings.heartbeat_interval_s)
             times.append(worker.last_seen + settings.worker_expiry_s)
@@ -210,7 +203,7 @@ class BrokerCore:
             times.append(job.dispatched_at + settings.job_timeout_s)
         for route in self._live_routes():
             closes_at = route.window_closes_at()
-            if closes_at is not None and self._free_worker(route) is not None:
+            if closes_at is not None and draining.free_worker(route, self.workers) is not None:
                 times.append(closes_at)
         return min(times)
 
@@ -231,8 +224,7 @@ class BrokerCore:
     def shutdown(self) -> list[Outgoing]:
         """The broker is going away: tell each heartbeating gateway link (`Disconnect`; it sends
         its requests to another broker) and answer every other pending request."""
-        for client in self.gateways:
-            self.requests.cancel_client(client)
+        for client in self.gateways.leave():
             self._emit(Endpoint.FRONTEND, client, Disconnect("broker is shutting down"))
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
         self.requests.fail_all(failure)
@@ -303,7 +295,7 @@ class BrokerCore:
 
     def _dispatch(self, route: Route, now: float) -> None:
         while route.workers:
-            worker = self._free_worker(route)
+            worker = draining.free_worker(route, self.workers)
             if worker is None:
                 return
             size = route.job_size(now)
@@ -325,16 +317,6 @@ class BrokerCore:
                        worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
                        request_ids=job.rids)  # fmt: skip
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
-
-    def _free_worker(self, route: Route) -> WorkerState | None:
-        """The route's worker with the most free credits; a draining one only when every
-        worker of the route drains (it finishes the queue before it goes)."""
-        best: WorkerState | None = None
-        for worker_id in (route.workers - route.draining) or route.workers:
-            worker = self.workers[worker_id]
-            if worker.credits > 0 and (best is None or worker.credits > best.credits):
-                best = worker
-        return best
 
     def _complete(self, worker_id: bytes, result: Result, now: float) -> None:
         worker = self._touch(worker_id, now)
@@ -424,21 +406,9 @@ class BrokerCore:
         worker = self._touch(worker_id, now)
         if worker is None or worker.draining:
             return
-        worker.draining = True
-        for route in worker.routes:
-            route.draining.add(worker_id)
-        log.info(
-            "worker %s (%s version %d) drains (%s): %d running jobs",
-            worker_id.hex(), worker.ready.servable, worker.ready.version,
-            reason or "leaving", len(worker.jobs),
-        )  # fmt: skip
-        if self._drained(worker):
+        draining.start(worker, reason)
+        if draining.drained(worker):
             self._release(worker, now)
-
-    def _drained(self, worker: WorkerState) -> bool:
-        """A draining worker holds no job, and nothing waits for it: each of its routes has
-        another worker that does not drain, or an empty queue."""
-        return not worker.jobs and all(r.accepting or r.live == 0 for r in worker.routes)
 
     def _release(self, worker: WorkerState, now: float) -> None:
         """A drained worker may go: unroute it and tell it so."""
