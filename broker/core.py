@@ -29,16 +29,15 @@ import logging
 from typing import NamedTuple
 
 from msq.broker import draining
-from msq.broker.admission import queue_refusal, registration_problem, request_problem
+from msq.broker.admission import admit, registration_problem
 from msq.broker.catalog import Catalog, describe
 from msq.broker.control import ControlMessage, ControlRelay
 from msq.broker.gateways import GatewayLinks
 from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
-from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
+from msq.broker.routes import QueuedInstance, Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.stats import INCARNATION, broker_info, worker_info
-from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
@@ -53,7 +52,6 @@ from msq.proto.messages import (
     Status,
     StatusQuery,
 )
-from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
 _DEBUG_ON = functools.partial(log.isEnabledFor, logging.DEBUG)
@@ -103,7 +101,12 @@ class BrokerCore:
     def on_request(self, client: bytes, request: Request, now: float) -> list[Outgoing]:
         """A gateway sent a request: validate, admit and queue its instances."""
         self.requests.expire(now)
-        self._admit(client, request, now)
+        route = admit(
+            self.requests, self.catalog, client, request, now,
+            default_timeout_s=self.settings.default_timeout_s,
+        )  # fmt: skip
+        if route is not None:
+            self._dispatch(route, now)
         return self._flush()
 
     def on_cancel(self, client: bytes, cancel: Cancel, now: float) -> list[Outgoing]:
@@ -229,67 +232,6 @@ class BrokerCore:
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
         self.requests.fail_all(failure)
         return self._flush()
-
-    # ------------------------------------------------------------------ admission
-
-    def _admit(self, client: bytes, request: Request, now: float) -> None:
-        rid = request.rid
-        if _DEBUG_ON():
-            _debug("request: %d instances for %s.%s version %d", len(request.instances),
-                   request.servable, request.method, request.version, request_id=rid)  # fmt: skip
-        route = self.catalog.resolve(request.servable, request.version, request.method)
-        if isinstance(route, Failure):
-            self.requests.reject(client, request.request_id, route, rid=rid)
-            return
-        problem = request_problem(request, (client, request.request_id) in self.requests.pending)
-        if problem is not None:
-            self.requests.reject(client, request.request_id, problem, rid=rid)
-            return
-        checked = [
-            check_instance(instance, route.signature.inputs) for instance in request.instances
-        ]
-        valid = sum(not isinstance(item, Failure) for item in checked)
-        refusal = queue_refusal(route, valid)
-        if refusal is not None:
-            self.requests.reject(client, request.request_id, refusal, route.key.version, rid)
-            return
-        deadline = self._deadline(request, now)
-        outcomes: list[InstanceOutcome | None] = [
-            item if isinstance(item, Failure) else None for item in checked
-        ]
-        pending = PendingRequest(
-            client, request.request_id, route, outcomes, valid, deadline,
-            rid=rid, traceparent=request.traceparent,
-        )  # fmt: skip
-        stats = route.stats
-        stats.requests += 1
-        stats.instances += len(checked)
-        stats.window.accepted(now, len(checked))
-        for item in checked:
-            if isinstance(item, Failure):
-                stats.instance_failed(item.kind)
-        if valid == 0:
-            self.requests.finish(pending)
-            return
-        if deadline.expired(now):
-            self.requests.fail(
-                pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
-            )
-            return
-        self.requests.accept(pending)
-        eager = route.idle
-        for index, item in enumerate(checked):
-            if not isinstance(item, Failure):
-                route.push(QueuedInstance(pending, index, item, now, eager=eager))
-        self._dispatch(route, now)
-
-    def _deadline(self, request: Request, now: float) -> Deadline:
-        """The request's deadline on the broker's clock: its `timeout_ms` (the time its gateway
-        has left), else the default timeout."""
-        given = None if request.timeout_ms is None else request.timeout_ms / 1000.0
-        return resolve_deadline(
-            {DeadlineSource.REQUEST: given}, now, default_s=self.settings.default_timeout_s
-        )
 
     # ------------------------------------------------------------------ dispatch
 
