@@ -17,7 +17,7 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
 restarted broker at once; `msq.broker.gateways` keeps the gateway links, `msq.broker.draining`
-the rules for draining workers.
+the rules for draining workers, `msq.broker.redispatch` what becomes of a lost worker's work.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import itertools
 import logging
 from typing import NamedTuple
 
-from msq.broker import draining
+from msq.broker import draining, redispatch
 from msq.broker.admission import admit, registration_problem
-from msq.broker.catalog import Catalog, describe
+from msq.broker.catalog import Catalog
 from msq.broker.control import ControlMessage, ControlRelay
 from msq.broker.gateways import GatewayLinks
 from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
-from msq.broker.routes import QueuedInstance, Route, RouteKey
+from msq.broker.routes import Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.stats import INCARNATION, broker_info, worker_info
 from msq.proto.errors import ErrorKind, Failure
@@ -331,7 +331,10 @@ class BrokerCore:
         for job in jobs:
             self._close_job(job, worker)
             for item in reversed(job.items):
-                self._requeue(job.route, item, reason)
+                redispatch.requeue(
+                    self.requests, job.route, item, reason,
+                    max_redispatch=self.settings.max_redispatch,
+                )  # fmt: skip
         self._unroute(worker, now)
 
     def _unroute(self, worker: WorkerState, now: float) -> None:
@@ -342,7 +345,7 @@ class BrokerCore:
             if route.workers:
                 self._dispatch(route, now)
             else:
-                self._retire(route)
+                redispatch.retire(self.requests, self.catalog, route)
 
     def _start_drain(self, worker_id: bytes, now: float, reason: str) -> None:
         worker = self._touch(worker_id, now)
@@ -358,38 +361,6 @@ class BrokerCore:
         self._unroute(worker, now)
         log.info("worker %s drained", worker.worker_id.hex())
         self._emit(Endpoint.BACKEND, worker.worker_id, Drain("drained"))
-
-    def _requeue(self, route: Route, item: QueuedInstance, reason: str) -> None:
-        if item.request.done:
-            return
-        item.attempts += 1
-        if item.attempts > self.settings.max_redispatch:
-            problem = f"worker unavailable: {reason}; gave up after {item.attempts} attempts"
-            log.warning(
-                "instance %d: %s", item.index, problem, extra={"request_id": item.request.rid}
-            )
-            self.requests.settle(
-                item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem)
-            )
-        else:
-            route.stats.redispatched += 1
-            route.push(item, front=True)
-
-    def _retire(self, route: Route) -> None:
-        """The last worker of a route is gone: fail what waits for it and unroute it."""
-        failure = Failure(
-            ErrorKind.WORKER_UNAVAILABLE,
-            f"worker unavailable: no worker serves {describe(route.key)} any more",
-        )
-        items = route.drain()
-        if items:
-            log.warning(
-                "%s: failing %d queued instances", failure.message, len(items),
-                extra={"request_ids": request_ids(items)},
-            )  # fmt: skip
-        for item in items:
-            self.requests.settle(item.request, item.index, failure)
-        self.catalog.remove(route)
 
     # ------------------------------------------------------------------ helpers
 
