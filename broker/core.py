@@ -16,9 +16,8 @@ the work of a lost worker is re-dispatched (at most `max_redispatch` times per i
 
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
-restarted broker at once. A gateway link silent for `worker_expiry_s` is forgotten and its
-requests are cancelled (its process died: nobody waits for their replies); at shutdown, gateway
-links are told (`Disconnect`) so that they send their requests to another broker.
+restarted broker at once; `msq.broker.gateways` keeps the gateway links, `msq.broker.draining`
+the rules for draining workers, `msq.broker.redispatch` what becomes of a lost worker's work.
 """
 
 from __future__ import annotations
@@ -29,15 +28,16 @@ import itertools
 import logging
 from typing import NamedTuple
 
-from msq.broker.admission import queue_refusal, registration_problem, request_problem
-from msq.broker.catalog import Catalog, describe
+from msq.broker import draining, redispatch
+from msq.broker.admission import admit, registration_problem
+from msq.broker.catalog import Catalog
 from msq.broker.control import ControlMessage, ControlRelay
+from msq.broker.gateways import GatewayLinks
 from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
 from msq.broker.requests import RequestTable
-from msq.broker.routes import PendingRequest, QueuedInstance, Route, RouteKey
+from msq.broker.routes import Route, RouteKey
 from msq.broker.settings import BrokerSettings
 from msq.broker.stats import INCARNATION, broker_info, worker_info
-from msq.proto.deadline import Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
@@ -52,7 +52,6 @@ from msq.proto.messages import (
     Status,
     StatusQuery,
 )
-from msq.proto.validation import check_instance
 
 log = logging.getLogger(__name__)
 _DEBUG_ON = functools.partial(log.isEnabledFor, logging.DEBUG)
@@ -87,13 +86,12 @@ class BrokerCore:
         self.started_at = now
         self.incarnation = incarnation
         self.workers: dict[bytes, WorkerState] = {}
-        #: Gateway links that heartbeat, and when each was last heard.
-        self.gateways: dict[bytes, float] = {}
         self.jobs: dict[int, RunningJob] = {}
         self.catalog = Catalog(self.settings)
         self.requests = RequestTable(
             lambda client, reply: self._emit(Endpoint.FRONTEND, client, reply)
         )
+        self.gateways = GatewayLinks(self.requests, self.settings)
         self.control = ControlRelay(self.catalog.infos)
         self._job_ids = itertools.count(1)
         self._outbox: list[Outgoing] = []
@@ -103,7 +101,12 @@ class BrokerCore:
     def on_request(self, client: bytes, request: Request, now: float) -> list[Outgoing]:
         """A gateway sent a request: validate, admit and queue its instances."""
         self.requests.expire(now)
-        self._admit(client, request, now)
+        route = admit(
+            self.requests, self.catalog, client, request, now,
+            default_timeout_s=self.settings.default_timeout_s,
+        )  # fmt: skip
+        if route is not None:
+            self._dispatch(route, now)
         return self._flush()
 
     def on_cancel(self, client: bytes, cancel: Cancel, now: float) -> list[Outgoing]:
@@ -126,7 +129,7 @@ class BrokerCore:
 
     def on_gateway_heartbeat(self, client: bytes, now: float) -> list[Outgoing]:
         """A gateway link's heartbeat: note it alive and answer with this broker's."""
-        self.gateways[client] = now
+        self.gateways.heard(client, now)
         self._emit(Endpoint.FRONTEND, client, Heartbeat(self.incarnation))
         return self._flush()
 
@@ -169,14 +172,7 @@ class BrokerCore:
         close batch windows."""
         self.requests.expire(now)
         settings = self.settings
-        for client, last_seen in list(self.gateways.items()):
-            if now - last_seen > settings.worker_expiry_s:
-                del self.gateways[client]
-                dropped = self.requests.cancel_client(client)
-                log.warning(
-                    "gateway link %s silent for %.1f s: dropped its %d requests",
-                    client.hex(), now - last_seen, dropped,
-                )  # fmt: skip
+        self.gateways.forget_silent(now)
         for worker in list(self.workers.values()):
             if now - worker.last_seen > settings.worker_expiry_s:
                 self._lose(worker.worker_id, now, "worker missed its heartbeats")
@@ -186,7 +182,7 @@ class BrokerCore:
             ):
                 self._emit(Endpoint.BACKEND, worker.worker_id, Disconnect("job timed out"))
                 self._lose(worker.worker_id, now, "worker did not finish a job in time")
-            elif worker.draining and self._drained(worker):
+            elif worker.draining and draining.drained(worker):
                 self._release(worker, now)
             elif now - worker.last_sent >= settings.heartbeat_interval_s:
                 worker.last_sent = now
@@ -202,7 +198,7 @@ class BrokerCore:
         soonest = self.requests.deadlines.soonest()
         if soonest is not None:
             times.append(soonest)
-        times.extend(seen + settings.worker_expiry_s for seen in self.gateways.values())
+        times.extend(self.gateways.expiries())
         for worker in self.workers.values():
             times.append(worker.last_sent + settings.heartbeat_interval_s)
             times.append(worker.last_seen + settings.worker_expiry_s)
@@ -210,7 +206,7 @@ class BrokerCore:
             times.append(job.dispatched_at + settings.job_timeout_s)
         for route in self._live_routes():
             closes_at = route.window_closes_at()
-            if closes_at is not None and self._free_worker(route) is not None:
+            if closes_at is not None and draining.free_worker(route, self.workers) is not None:
                 times.append(closes_at)
         return min(times)
 
@@ -231,79 +227,17 @@ class BrokerCore:
     def shutdown(self) -> list[Outgoing]:
         """The broker is going away: tell each heartbeating gateway link (`Disconnect`; it sends
         its requests to another broker) and answer every other pending request."""
-        for client in self.gateways:
-            self.requests.cancel_client(client)
+        for client in self.gateways.leave():
             self._emit(Endpoint.FRONTEND, client, Disconnect("broker is shutting down"))
         failure = Failure(ErrorKind.WORKER_UNAVAILABLE, "broker is shutting down")
         self.requests.fail_all(failure)
         return self._flush()
 
-    # ------------------------------------------------------------------ admission
-
-    def _admit(self, client: bytes, request: Request, now: float) -> None:
-        rid = request.rid
-        if _DEBUG_ON():
-            _debug("request: %d instances for %s.%s version %d", len(request.instances),
-                   request.servable, request.method, request.version, request_id=rid)  # fmt: skip
-        route = self.catalog.resolve(request.servable, request.version, request.method)
-        if isinstance(route, Failure):
-            self.requests.reject(client, request.request_id, route, rid=rid)
-            return
-        problem = request_problem(request, (client, request.request_id) in self.requests.pending)
-        if problem is not None:
-            self.requests.reject(client, request.request_id, problem, rid=rid)
-            return
-        checked = [
-            check_instance(instance, route.signature.inputs) for instance in request.instances
-        ]
-        valid = sum(not isinstance(item, Failure) for item in checked)
-        refusal = queue_refusal(route, valid)
-        if refusal is not None:
-            self.requests.reject(client, request.request_id, refusal, route.key.version, rid)
-            return
-        deadline = self._deadline(request, now)
-        outcomes: list[InstanceOutcome | None] = [
-            item if isinstance(item, Failure) else None for item in checked
-        ]
-        pending = PendingRequest(
-            client, request.request_id, route, outcomes, valid, deadline,
-            rid=rid, traceparent=request.traceparent,
-        )  # fmt: skip
-        stats = route.stats
-        stats.requests += 1
-        stats.instances += len(checked)
-        stats.window.accepted(now, len(checked))
-        for item in checked:
-            if isinstance(item, Failure):
-                stats.instance_failed(item.kind)
-        if valid == 0:
-            self.requests.finish(pending)
-            return
-        if deadline.expired(now):
-            self.requests.fail(
-                pending, Failure(ErrorKind.TIMEOUT, "request deadline already passed")
-            )
-            return
-        self.requests.accept(pending)
-        eager = route.idle
-        for index, item in enumerate(checked):
-            if not isinstance(item, Failure):
-                route.push(QueuedInstance(pending, index, item, now, eager=eager))
-        self._dispatch(route, now)
-
-    def _deadline(self, request: Request, now: float) -> Deadline:
-        """The request's deadline on the broker's clock: its `timeout_ms` (the time its gateway
-        has left), else the default timeout."""
-        given = None if request.timeout_ms is None else request.timeout_ms / 1000.0
-        return resolve_deadline(
-            {DeadlineSource.REQUEST: given}, now, default_s=self.settings.default_timeout_s
-        )
-
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, route: Route, now: float) -> None:
         while route.workers:
-            worker = self._free_worker(route)
+            worker = draining.free_worker(route, self.workers)
             if worker is None:
                 return
             size = route.job_size(now)
@@ -325,16 +259,6 @@ class BrokerCore:
                        worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
                        request_ids=job.rids)  # fmt: skip
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
-
-    def _free_worker(self, route: Route) -> WorkerState | None:
-        """The route's worker with the most free credits; a draining one only when every
-        worker of the route drains (it finishes the queue before it goes)."""
-        best: WorkerState | None = None
-        for worker_id in (route.workers - route.draining) or route.workers:
-            worker = self.workers[worker_id]
-            if worker.credits > 0 and (best is None or worker.credits > best.credits):
-                best = worker
-        return best
 
     def _complete(self, worker_id: bytes, result: Result, now: float) -> None:
         worker = self._touch(worker_id, now)
@@ -407,7 +331,10 @@ class BrokerCore:
         for job in jobs:
             self._close_job(job, worker)
             for item in reversed(job.items):
-                self._requeue(job.route, item, reason)
+                redispatch.requeue(
+                    self.requests, job.route, item, reason,
+                    max_redispatch=self.settings.max_redispatch,
+                )  # fmt: skip
         self._unroute(worker, now)
 
     def _unroute(self, worker: WorkerState, now: float) -> None:
@@ -418,27 +345,15 @@ class BrokerCore:
             if route.workers:
                 self._dispatch(route, now)
             else:
-                self._retire(route)
+                redispatch.retire(self.requests, self.catalog, route)
 
     def _start_drain(self, worker_id: bytes, now: float, reason: str) -> None:
         worker = self._touch(worker_id, now)
         if worker is None or worker.draining:
             return
-        worker.draining = True
-        for route in worker.routes:
-            route.draining.add(worker_id)
-        log.info(
-            "worker %s (%s version %d) drains (%s): %d running jobs",
-            worker_id.hex(), worker.ready.servable, worker.ready.version,
-            reason or "leaving", len(worker.jobs),
-        )  # fmt: skip
-        if self._drained(worker):
+        draining.start(worker, reason)
+        if draining.drained(worker):
             self._release(worker, now)
-
-    def _drained(self, worker: WorkerState) -> bool:
-        """A draining worker holds no job, and nothing waits for it: each of its routes has
-        another worker that does not drain, or an empty queue."""
-        return not worker.jobs and all(r.accepting or r.live == 0 for r in worker.routes)
 
     def _release(self, worker: WorkerState, now: float) -> None:
         """A drained worker may go: unroute it and tell it so."""
@@ -446,38 +361,6 @@ class BrokerCore:
         self._unroute(worker, now)
         log.info("worker %s drained", worker.worker_id.hex())
         self._emit(Endpoint.BACKEND, worker.worker_id, Drain("drained"))
-
-    def _requeue(self, route: Route, item: QueuedInstance, reason: str) -> None:
-        if item.request.done:
-            return
-        item.attempts += 1
-        if item.attempts > self.settings.max_redispatch:
-            problem = f"worker unavailable: {reason}; gave up after {item.attempts} attempts"
-            log.warning(
-                "instance %d: %s", item.index, problem, extra={"request_id": item.request.rid}
-            )
-            self.requests.settle(
-                item.request, item.index, Failure(ErrorKind.WORKER_UNAVAILABLE, problem)
-            )
-        else:
-            route.stats.redispatched += 1
-            route.push(item, front=True)
-
-    def _retire(self, route: Route) -> None:
-        """The last worker of a route is gone: fail what waits for it and unroute it."""
-        failure = Failure(
-            ErrorKind.WORKER_UNAVAILABLE,
-            f"worker unavailable: no worker serves {describe(route.key)} any more",
-        )
-        items = route.drain()
-        if items:
-            log.warning(
-                "%s: failing %d queued instances", failure.message, len(items),
-                extra={"request_ids": request_ids(items)},
-            )  # fmt: skip
-        for item in items:
-            self.requests.settle(item.request, item.index, failure)
-        self.catalog.remove(route)
 
     # ------------------------------------------------------------------ helpers
 

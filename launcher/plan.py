@@ -7,13 +7,13 @@ import ast
 from pathlib import Path
 
 from msq.launcher.config_file import to_toml
+from msq.launcher.devices import worker_device
 from msq.launcher.settings import (
     TLS,
     Deployment,
     Logging,
     Servable,
     SettingsError,
-    worker_device,
 )
 from msq.launcher.supervisor import Child
 from msq.proto.curve import CurveError

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from msq.broker.settings import BrokerSettings
+from msq.launcher.devices import parse_devices
 from msq.launcher.repository import Policies, PolicyError
 from msq.metrics import DEFAULT_METRICS_HOST
 from msq.process import LOG_FORMATS, LOG_LEVELS
@@ -29,7 +29,6 @@ from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.workers.decryption import DEC_MODES, DEFAULT_DEC_MODE
 
 _BROKER = BrokerSettings()
-_DEVICES = re.compile(r"(cpu|gpu|ascend)(?::(\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*))?", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -39,35 +38,6 @@ class SettingsError(ValueError):
 def _bounded(default: Any, minimum: float | None = None, maximum: float | None = None) -> Any:
     """A numeric setting with inclusive bounds, checked by `from_document`."""
     return field(default=default, metadata={"minimum": minimum, "maximum": maximum})
-
-
-def parse_devices(text: str) -> tuple[str, ...]:
-    """`cpu`, `cpu:0,1`, `gpu:0,1`, `ascend:0-7` → one `KIND:N` per device (`cpu` alone: one)."""
-    match = _DEVICES.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"invalid devices {text!r}: use cpu, cpu:0,1, gpu:0,1 or ascend:0-7 (ids >= 0)"
-        )
-    kind, ids = match.group(1).lower(), match.group(2)
-    if ids is None:
-        if kind != "cpu":
-            raise ValueError(f"invalid devices {text!r}: name the {kind} ids, e.g. {kind}:0")
-        return ("cpu",)
-    numbers: list[int] = []
-    for part in ids.split(","):
-        first, _, last = part.partition("-")
-        span = range(int(first), int(last or first) + 1)
-        if not span:
-            raise ValueError(f"invalid devices {text!r}: the range {part} is empty")
-        numbers.extend(span)
-    if len(set(numbers)) != len(numbers):
-        raise ValueError(f"invalid devices {text!r}: a device id is repeated")
-    return tuple(f"{kind}:{number}" for number in numbers)
-
-
-def worker_device(device: str) -> str:
-    """The `msq-worker --device` of one `parse_devices` entry (CPU "devices" share the CPU)."""
-    return "cpu" if device.startswith("cpu") else device
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ def _servable(text: str) -> tuple[str, int]:
 
 def _devices(text: str) -> tuple[DeviceSpec, ...]:
     """`cpu`, `gpu:N`, `ascend:N`, or a list for the ranks of a distributed servable."""
-    from msq.launcher.settings import parse_devices, worker_device  # noqa: PLC0415
+    from msq.launcher.devices import parse_devices, worker_device  # noqa: PLC0415
 
     try:
         return tuple(parse_device(worker_device(device)) for device in parse_devices(text))

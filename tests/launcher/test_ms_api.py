@@ -9,6 +9,7 @@ import pytest
 
 from msq.launcher import ms_server as server
 from msq.launcher.ms_checks import GRPC_TAG, RESTFUL_TAG, check_address
+from msq.launcher.ms_runtime import Server
 from msq.launcher.settings import TLS, Deployment, Servable
 from msq.launcher.supervisor import Supervisor
 from msq.workers import register
@@ -170,7 +171,7 @@ def test_the_alias_gives_the_start_api_and_keeps_register() -> None:
 
 
 def test_an_api_key_goes_to_a_private_file_removed_at_stop(tmp_path: Path) -> None:
-    running = server._Server(Deployment())
+    running = Server(Deployment())
     running.workdir = tmp_path / "private"
     running.workdir.mkdir(mode=0o700)
     running.supervisor = Supervisor()  # nothing started: stop() only cleans up

@@ -8,13 +8,13 @@ import pytest
 
 from msq.launcher.cli import build_parser, main
 from msq.launcher.config_file import to_toml
+from msq.launcher.devices import parse_devices
 from msq.launcher.serve import settings_from
 from msq.launcher.settings import (
     Deployment,
     Servable,
     SettingsError,
     from_document,
-    parse_devices,
 )
 from tests.processes import EXAMPLES
 

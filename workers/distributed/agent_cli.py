@@ -107,7 +107,7 @@ def query_rank_size(worker: str, timeout_s: float) -> int:
 
 def plan_ranks(args: argparse.Namespace, rank_size: int) -> list[tuple[int, str, Path | None]]:
     """(rank, device, model file) of each local rank; AgentError for an impossible request."""
-    from msq.launcher.settings import parse_devices, worker_device  # noqa: PLC0415
+    from msq.launcher.devices import parse_devices, worker_device  # noqa: PLC0415
 
     start = args.rank_start
     if start >= rank_size:
