@@ -73,6 +73,9 @@ class DistributedServable:
         ]  # fmt: skip
         if self.rank_table is not None:
             child.command += ["--rank-table", str(self.rank_table)]
+        if not is_loopback(self.distributed_address):
+            # MindSpore Serving's default is 0.0.0.0:6200: allowed, and the worker says so loudly.
+            child.command.append("--allow-insecure")
         child.name = f"distributed worker {self.servable_name}"
         return child
 
@@ -296,16 +299,6 @@ def is_loopback(address: str) -> bool:
         return host == "localhost"
 
 
-def _warn_if_reachable(address: str) -> None:
-    if not is_loopback(address):
-        log.warning(
-            "the distributed address %s is not a loopback address: any host that reaches it "
-            "can join agents to this worker (msq's internal transport has no authentication "
-            "yet); use 127.0.0.1:PORT when every agent runs on this host",
-            address,
-        )
-
-
 @ms_server.stop_on_error
 def start_servable(  # noqa: PLR0917 - MindSpore Serving's signature
     servable_directory: str,
@@ -328,7 +321,6 @@ def start_servable(  # noqa: PLR0917 - MindSpore Serving's signature
         distributed_address,
         wait_agents_time_in_seconds,
     )
-    _warn_if_reachable(servable.distributed_address)
     server = ms_server.current()
     server.ensure_broker()
     server.workers_on_host += 1

@@ -18,6 +18,7 @@ Prints "msq-worker ready: <servable> v<version> on <device>" on stderr once regi
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ import zmq
 
 from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
+from msq.proto.curve import is_local_endpoint
 from msq.proto.messages import Ready
 from msq.proto.transport import DEFAULT_BACKEND, endpoints
 from msq.security import add_curve_client_options, curve_client_from
@@ -191,6 +193,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds to wait for every rank to join and load (default 0: forever)",
     )
     distributed.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="let --distributed-address bind beyond loopback: agents join without a key "
+        "(logged as a WARNING)",
+    )
+    distributed.add_argument(
         "--rank-table",
         type=Path,
         metavar="FILE",
@@ -259,6 +267,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def check_agent_endpoint(address: str, allow_insecure: bool) -> None:
+    """Refuse (ValueError) to bind the agent endpoint beyond loopback unless `allow_insecure`,
+    which logs a WARNING instead: agents join it without a key."""
+    if is_local_endpoint(f"tcp://{address}"):
+        return
+    if not allow_insecure:
+        raise ValueError(
+            f"refusing to bind the agent endpoint {address} beyond loopback: agents join it "
+            "without a key, so anyone who reaches it could take a rank and see users' tensors. "
+            "Bind 127.0.0.1 when every rank runs on this host, or pass --allow-insecure if this "
+            "is intended (on a network you trust)"
+        )
+    logging.getLogger("msq.workers.cli").warning(
+        "INSECURE (--allow-insecure): agent endpoint %s bound beyond loopback; any process that "
+        "reaches it can join as a rank, and traffic is not encrypted",
+        address,
+    )
+
+
 def group_settings(args: argparse.Namespace) -> GroupSettings:
     """How the ranks of a distributed servable run, from the command line.
 
@@ -266,6 +293,7 @@ def group_settings(args: argparse.Namespace) -> GroupSettings:
     from msq.workers.distributed.group import GroupSettings  # noqa: PLC0415
     from msq.workers.distributed.processes import decryption_args  # noqa: PLC0415
 
+    check_agent_endpoint(args.distributed_address, args.allow_insecure)
     devices = tuple(str(device) for device in args.devices)
     table_ranks: int | None = None
     if args.rank_table is not None:

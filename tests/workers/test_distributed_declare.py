@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from msq.workers.cli import parse_args
+from msq.workers.cli import check_agent_endpoint, parse_args
 from msq.workers.compat import mindspore_serving_alias
 from msq.workers.definition import ServableConfigError, ServableLoadError, collecting
 from msq.workers.device import DeviceSpec
@@ -144,3 +144,18 @@ def test_bad_distributed_flags_are_refused(
     with pytest.raises(SystemExit):
         parse_args(["--servable-dir", "d", "--servable", "tp", flag, value])
     assert message in capsys.readouterr().err
+
+
+def test_the_agent_endpoint_binds_beyond_loopback_only_when_allowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    check_agent_endpoint("127.0.0.1:0", allow_insecure=False)
+    check_agent_endpoint("localhost:6200", allow_insecure=False)
+    assert not caplog.records
+    with pytest.raises(ValueError, match=r"refusing to bind the agent endpoint 0\.0\.0\.0:6200"):
+        check_agent_endpoint("0.0.0.0:6200", allow_insecure=False)
+    check_agent_endpoint("10.0.0.2:6200", allow_insecure=True)
+    assert [record.getMessage() for record in caplog.records] == [
+        "INSECURE (--allow-insecure): agent endpoint 10.0.0.2:6200 bound beyond loopback; any "
+        "process that reaches it can join as a rank, and traffic is not encrypted"
+    ]
