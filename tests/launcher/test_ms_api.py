@@ -14,30 +14,19 @@ from msq.launcher.settings import TLS, Deployment, Servable
 from msq.launcher.supervisor import Supervisor
 from msq.workers import register
 from msq.workers.compat import mindspore_serving_alias
+from tests.launcher.ms_api_cases import ACTUALLY, SERVABLE_CASES, refused
 from tests.processes import EXAMPLES
 
 DIR = str(EXAMPLES)
 
 
-def refused(message: str, call: Any, *args: Any, **kwargs: Any) -> None:
-    with pytest.raises(RuntimeError) as error:
-        call(*args, **kwargs)
-    assert str(error.value) == message
-
-
-ACTUALLY = "but actually <class"
 ITEM = "The item value"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"servable_directory": 1},
-         f"Parameter 'servable_directory' should be str, {ACTUALLY} 'int'>"),
-        ({"servable_name": ""}, "Parameter 'servable_name' should not be empty str"),
-        ({"version_number": -1}, "Parameter 'version_number' should be >= 0"),
-        ({"version_number": True},
-         f"Parameter 'version_number' should be int, {ACTUALLY} 'bool'>"),
+        *SERVABLE_CASES,
         ({"num_parallel_workers": 65},
          "Parameter 'num_parallel_workers' should be in range [0,64]"),
         ({"device_ids": (0, 0)}, f"{ITEM} '0' in parameter 'device_ids' should not be repeated"),

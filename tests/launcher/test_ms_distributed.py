@@ -15,15 +15,9 @@ from msq.launcher.ms_distributed import AgentStart, DistributedServable
 from msq.launcher.settings import Deployment, Logging
 from msq.proto import transport
 from msq.workers.compat import mindspore_serving_alias
+from tests.launcher.ms_api_cases import ACTUALLY, SERVABLE_CASES, refused
 
-ACTUALLY = "but actually <class"
 ADDRESS = "Serving Error: The {} Distributed gRPC address '{}'"
-
-
-def refused(message: str, call: Any, *args: Any, **kwargs: Any) -> None:
-    with pytest.raises(RuntimeError) as error:
-        call(*args, **kwargs)
-    assert str(error.value) == message
 
 
 @pytest.fixture
@@ -43,12 +37,7 @@ def script_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"servable_directory": 1},
-         f"Parameter 'servable_directory' should be str, {ACTUALLY} 'int'>"),
-        ({"servable_name": ""}, "Parameter 'servable_name' should not be empty str"),
-        ({"version_number": -1}, "Parameter 'version_number' should be >= 0"),
-        ({"version_number": True},
-         f"Parameter 'version_number' should be int, {ACTUALLY} 'bool'>"),
+        *SERVABLE_CASES,
         ({"rank_table_json_file": 1},
          f"Parameter 'rank_table_json_file' should be str, {ACTUALLY} 'int'>"),
         ({"rank_table_json_file": ""}, "Parameter 'rank_table_json_file' should not be empty str"),
