@@ -51,7 +51,7 @@ def ms_grpc_caller(address: str) -> Caller:
             tensor.data = value.tobytes()
         reply = stub.Predict(request, timeout=CALL_TIMEOUT_S)
         if reply.error_msg:
-            raise RuntimeError("; ".join(error.error_msg for error in reply.error_msg))
+            raise RuntimeError("; ".join(error.error_msg.decode() for error in reply.error_msg))
         return np.frombuffer(reply.instances[0].items["y"].data, np.float32).reshape(2, 2)
 
     return call
