@@ -61,6 +61,11 @@ class CodecError(ValueError):
     """A value or a wire tensor that cannot be converted."""
 
 
+def itemsize(dtype: str) -> int:
+    """Bytes per element of a numeric dtype (by its msq name)."""
+    return _DTYPES[dtype].itemsize
+
+
 def numeric_name(dtype: np.dtype[np.generic]) -> str | None:
     """The msq name of a native-byte-order numeric dtype (None if msq does not carry it).
 

@@ -3,7 +3,9 @@
 These are plain data; `msq.proto.wire` derives their encoding from these declarations (field
 order and types), so a new field needs no change there. `docs/protocol.md` is checked against
 them by `tests/proto/test_protocol_doc.py`.
-An instance is a mapping of input (or output) names to `WireTensor`s.
+An instance is a mapping of input (or output) names to `WireTensor`s. Requests, jobs and their
+answers carry instances as `Columns`: consecutive instances that share names, dtypes and shapes
+travel as one stacked tensor per name (`msq.proto.columns` builds, slices and splits them).
 """
 
 from __future__ import annotations
@@ -16,10 +18,29 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """`count` consecutive instances stacked: each named tensor holds the instances' values along
+    a new first dimension of length `count` (an instance's value of shape S has shape
+    (count, *S) here). STRING and BYTES values are never stacked: their `Columns` hold one
+    instance, shape (1,)."""
+
+    count: int
+    tensors: dict[str, WireTensor]
+
+
+@dataclass(frozen=True, slots=True)
+class RowFailure:
+    """The instance at `row` (counted from 0 over the whole request or job) failed."""
+
+    row: int
+    failure: Failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +99,7 @@ class Disconnect:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """Gateway -> broker: run `method` of `servable` on each instance.
+    """Gateway -> broker: run `method` of `servable` on each instance of `columns`, in order.
 
     `version` 0 means the highest running version. `timeout_ms` is the time the caller waits
     (None: the broker's default). `rid` is the request id the gateway gave the request (the
@@ -90,7 +111,7 @@ class Request:
     request_id: int
     servable: str
     method: str
-    instances: list[Instance]
+    columns: list[Columns]
     version: int = 0
     timeout_ms: float | None = None
     rid: str = ""
@@ -99,11 +120,16 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Broker -> gateway: one outcome per instance in order, or `error` for the whole request."""
+    """Broker -> gateway: the outcome of every instance, or `error` for the whole request.
+
+    The instances (rows) in `failures` failed; `columns` hold the outputs of all the others, in
+    row order (`msq.proto.columns.outcome_rows` pairs them up).
+    """
 
     request_id: int
     version: int = 0
-    outcomes: list[InstanceOutcome] = field(default_factory=list)
+    columns: list[Columns] = field(default_factory=list)
+    failures: list[RowFailure] = field(default_factory=list)
     error: Failure | None = None
 
 
@@ -125,7 +151,8 @@ class JobTrace:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """Broker -> worker: run `method` on these instances.
+    """Broker -> worker: run `method` on the instances of `columns` (slices of requests'
+    columns; rows are counted over the whole job).
 
     `timeout_ms` is the time left, when the broker sent the job, until the latest deadline of
     the instances' requests; a worker answers a job it has not started by then as timed out.
@@ -136,7 +163,7 @@ class Job:
 
     job_id: int
     method: str
-    instances: list[Instance]
+    columns: list[Columns]
     timeout_ms: float
     rids: list[str] = field(default_factory=list)
     traces: list[JobTrace] = field(default_factory=list)
@@ -144,10 +171,12 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """Worker -> broker: one outcome per job instance in order, and the compute time."""
+    """Worker -> broker: the outcome of every job instance (as in `Reply`: the rows in
+    `failures` failed, `columns` hold the others' outputs in row order), and the compute time."""
 
     job_id: int
-    outcomes: list[InstanceOutcome]
+    columns: list[Columns] = field(default_factory=list)
+    failures: list[RowFailure] = field(default_factory=list)
     compute_ms: float = 0.0
 
 
