@@ -53,7 +53,13 @@ def admit(
         return None
     checked = [check_columns(part, route.signature.inputs) for part in request.columns]
     valid = sum(part.count for part in checked if isinstance(part, Columns))
-    refusal = queue_refusal(route, valid)
+    # Only valid rows count, but failing ones are answered one by one: a failing `Columns`
+    # larger than the queue (its count need not be backed by bytes) makes the request too large.
+    oversized = any(
+        isinstance(part, Failure) and sent.count > route.policy.max_queue_size
+        for part, sent in zip(checked, request.columns, strict=True)
+    )
+    refusal = queue_refusal(route, count if oversized else valid)
     if refusal is not None:
         requests.reject(client, request.request_id, refusal, route.key.version, rid)
         return None

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from msq.broker.core import BrokerCore, Outgoing
 from msq.broker.settings import BrokerSettings
 from msq.proto.batching import BatchPolicy
-from msq.proto.codec import from_wire, to_wire
+from msq.proto.codec import WireTensor, from_wire, to_wire
 from msq.proto.columns import count_rows, stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
@@ -201,6 +201,24 @@ def test_a_request_with_empty_columns_is_refused_whole() -> None:
         ErrorKind.INVALID_INPUT, "request columns must hold at least one instance, not 0"
     )
     assert core.requests.pending == {}
+
+
+def test_failing_columns_larger_than_the_queue_make_the_request_too_large() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(queue=10), 0.0)
+    huge = Columns(10**9, {"x": WireTensor("float32", (10**9, 3), b"")})  # bytes of no row
+    req = Request(1, "model", "predict", [*stack([instance(1.0)]), huge])
+    (reply,) = replies(core.on_request(GATEWAY, req, 0.0))
+    assert reply.error == Failure(
+        ErrorKind.INVALID_INPUT,
+        f"request too large: {10**9 + 1} instances can never fit the queue of servable 'model' "
+        "version 1 method 'predict' (limit 10); split it into smaller requests",
+    )
+    fitting = Columns(10, {"x": WireTensor("float32", (10, 3), b"")})  # fails, but row by row
+    req = Request(2, "model", "predict", [*stack([instance(1.0)]), fitting])
+    ((_, job),) = jobs(core.on_request(GATEWAY, req, 0.0))
+    (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.0))
+    assert [f.row for f in reply.failures] == list(range(1, 11))
 
 
 def test_an_inconsistent_result_fails_every_row_of_the_job_as_internal() -> None:
