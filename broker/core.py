@@ -11,8 +11,9 @@ built when DEBUG is on.
 
 Guarantees: every accepted request gets exactly one `Reply` (or none if the gateway cancelled
 it), by its deadline, with one outcome per instance in order; instances are queued per
-(servable, version, method) and coalesced into jobs no larger than the method's batch size;
-the work of a lost worker is re-dispatched (at most `max_redispatch` times per instance).
+(servable, version, method) as row ranges of their requests' columns, and ranges are split and
+coalesced into jobs no larger than the method's batch size (slices: no tensor byte is copied);
+the work of a lost worker is re-dispatched (at most `max_redispatch` times per row range).
 
 Liveness: the core heartbeats workers, answers each gateway link's `Heartbeat` with one of its
 own, and every heartbeat it sends carries its `incarnation`, so that a worker or gateway sees a
@@ -33,7 +34,13 @@ from msq.broker.admission import admit, registration_problem
 from msq.broker.catalog import Catalog
 from msq.broker.control import ControlMessage, ControlRelay
 from msq.broker.gateways import GatewayLinks
-from msq.broker.records import RunningJob, WorkerState, job_message, request_ids
+from msq.broker.records import (
+    RunningJob,
+    WorkerState,
+    job_message,
+    request_ids,
+    settled_ranges,
+)
 from msq.broker.requests import RequestTable
 from msq.broker.routes import Route, RouteKey
 from msq.broker.settings import BrokerSettings
@@ -44,7 +51,6 @@ from msq.proto.messages import (
     Disconnect,
     Drain,
     Heartbeat,
-    InstanceOutcome,
     Message,
     Ready,
     Request,
@@ -245,9 +251,9 @@ class BrokerCore:
                 return
             items = route.take(size)
             for item in items:
-                route.stats.queue_delay_ms.observe((now - item.enqueued_at) * 1000.0)
+                route.stats.queue_delay_ms.observe((now - item.enqueued_at) * 1000.0, item.count)
             job_id = next(self._job_ids)
-            self.jobs[job_id] = RunningJob(job_id, worker.worker_id, route, items, now)
+            self.jobs[job_id] = RunningJob(job_id, worker.worker_id, route, items, size, now)
             worker.credits -= 1
             worker.last_sent = now
             worker.jobs.add(job_id)
@@ -256,7 +262,7 @@ class BrokerCore:
             if _DEBUG_ON():
                 key = route.key
                 _debug("job %d to worker %s: %d instances for %s.%s version %d", job_id,
-                       worker.worker_id.hex(), len(items), key.servable, key.method, key.version,
+                       worker.worker_id.hex(), size, key.servable, key.method, key.version,
                        request_ids=job.rids)  # fmt: skip
             self._emit(Endpoint.BACKEND, worker.worker_id, job)
 
@@ -269,14 +275,10 @@ class BrokerCore:
             log.warning("ignoring result of unknown job %d", result.job_id)
             return
         self._close_job(job, worker)
-        outcomes: list[InstanceOutcome] = list(result.outcomes)
-        if len(outcomes) != len(job.items):
-            problem = f"worker returned {len(outcomes)} outcomes for {len(job.items)} instances"
-            outcomes = [Failure(ErrorKind.INTERNAL, problem)] * len(job.items)
-        job.route.stats.job_done(len(job.items), result.compute_ms)
-        job.route.stats.window.completed(now, [item.enqueued_at for item in job.items])
-        for item, outcome in zip(job.items, outcomes, strict=True):
-            self.requests.settle(item.request, item.index, outcome)
+        job.route.stats.job_done(job.rows, result.compute_ms)
+        job.route.stats.window.completed(now, [(i.enqueued_at, i.count) for i in job.items])
+        for item, outcomes in settled_ranges(job, result):
+            self.requests.settle(item.request, item.start, outcomes)
         self._dispatch(job.route, now)
 
     def _close_job(self, job: RunningJob, worker: WorkerState) -> None:

@@ -1,13 +1,15 @@
-"""The broker core's records of the workers it knows and the jobs they run, and the `Job`
-message made from a job's instances."""
+"""The core's records of the workers it knows and the jobs they run, the `Job` message made
+from a job's row ranges, and the outcomes of each range from the job's `Result`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from msq.broker.routes import PendingRequest, QueuedInstance, Route
-from msq.proto.messages import Job, JobTrace, Ready
+from msq.broker.routes import PendingRequest, QueuedRows, Route
+from msq.proto.columns import Outcomes
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import Columns, Job, JobTrace, Ready, Result
 
 
 @dataclass(eq=False, slots=True)
@@ -27,19 +29,22 @@ class WorkerState:
 
 @dataclass(eq=False, slots=True)
 class RunningJob:
-    """A job sent to a worker and not yet answered."""
+    """A job sent to a worker and not yet answered: `items` are its row ranges in job row
+    order, `rows` their total."""
 
     job_id: int
     worker_id: bytes
     route: Route
-    items: list[QueuedInstance]
+    items: list[QueuedRows]
+    rows: int
     dispatched_at: float
 
 
-def job_message(job_id: int, method: str, items: list[QueuedInstance], now: float) -> Job:
-    """The job that runs `items` now: it carries the time left until the latest deadline of
-    their requests (the worker drops it unstarted once that has passed)."""
-    firsts: dict[PendingRequest, QueuedInstance] = {}
+def job_message(job_id: int, method: str, items: list[QueuedRows], now: float) -> Job:
+    """The job that runs `items` now: their columns as views of their requests' buffers, and
+    the time left until the latest deadline of their requests (the worker drops the job
+    unstarted once that has passed)."""
+    firsts: dict[PendingRequest, QueuedRows] = {}
     for item in items:
         firsts.setdefault(item.request, item)
     latest = max((pending.deadline for pending in firsts), key=lambda deadline: deadline.at)
@@ -49,10 +54,26 @@ def job_message(job_id: int, method: str, items: list[QueuedInstance], now: floa
         if pending.traceparent
     ]
     rids = [pending.rid for pending in firsts]
-    payloads = [item.payload for item in items]
-    return Job(job_id, method, payloads, latest.timeout_ms(now), rids, traces)
+    columns: list[Columns] = [part for item in items for part in item.columns()]
+    return Job(job_id, method, columns, latest.timeout_ms(now), rids, traces)
 
 
-def request_ids(items: Iterable[QueuedInstance]) -> list[str]:
-    """The request ids of the instances' requests, each once, in order."""
+def settled_ranges(job: RunningJob, result: Result) -> Iterator[tuple[QueuedRows, Outcomes]]:
+    """Each row range of `job` with its outcomes in `result` (views of the result's columns);
+    an inconsistent result fails every row as INTERNAL."""
+    outcomes = Outcomes(result.columns, result.failures, job.rows)
+    problem = outcomes.problem()
+    if problem is not None:
+        failure = Failure(
+            ErrorKind.INTERNAL, f"worker returned a bad result for {job.rows} instances: {problem}"
+        )
+        outcomes = Outcomes.failed(job.rows, failure)
+    offset = 0
+    for item in job.items:
+        yield item, outcomes.restrict(offset, offset + item.count)
+        offset += item.count
+
+
+def request_ids(items: Iterable[QueuedRows]) -> list[str]:
+    """The request ids of the rows' requests, each once, in order."""
     return list(dict.fromkeys(item.request.rid for item in items))

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from msq.broker.catalog import describe
 from msq.broker.deadlines import DeadlineHeap
 from msq.broker.routes import PendingRequest
+from msq.proto.columns import Outcomes
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import InstanceOutcome, Reply
+from msq.proto.messages import Reply
 
 log = logging.getLogger("msq.broker.core")
 
@@ -63,21 +64,24 @@ class RequestTable:
             )  # fmt: skip
         self._send(client, Reply(request_id, version, error=failure))
 
-    def settle(self, pending: PendingRequest, index: int, outcome: InstanceOutcome) -> None:
-        """Record one instance's outcome; reply once the request is complete."""
-        if pending.settle(index, outcome):
+    def settle(self, pending: PendingRequest, start: int, outcomes: Outcomes) -> None:
+        """Record the outcomes of the rows from `start` on; reply once the request is
+        complete."""
+        if pending.settle(start, outcomes):
             self.finish(pending)
 
     def finish(self, pending: PendingRequest) -> None:
-        """Reply with every instance's outcome, in order."""
-        outcomes = [outcome for outcome in pending.outcomes if outcome is not None]
-        self._close(pending, Reply(pending.request_id, pending.route.key.version, outcomes))
+        """Reply with every row's outcome, in order."""
+        outcomes = pending.outcomes()
+        reply = Reply(
+            pending.request_id, pending.route.key.version, outcomes.columns, outcomes.failures
+        )
+        self._close(pending, reply)
 
     def fail(self, pending: PendingRequest, failure: Failure) -> None:
         """Reply with `failure` for the whole request."""
-        for outcome in pending.outcomes:
-            if outcome is None:
-                pending.route.stats.instance_failed(failure.kind)
+        if pending.remaining:
+            pending.route.stats.instance_failed(failure.kind, pending.remaining)
         self._close(pending, Reply(pending.request_id, pending.route.key.version, error=failure))
 
     def fail_all(self, failure: Failure) -> None:

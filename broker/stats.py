@@ -56,10 +56,11 @@ class Histogram:
     def __post_init__(self) -> None:
         self.counts = [0] * (len(self.bounds) + 1)
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
+    def observe(self, value: float, count: int = 1) -> None:
+        """Record `value` `count` times."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += count
+        self.total += value * count
+        self.count += count
 
     def report(self) -> dict[str, object]:
         cumulative, buckets = 0, []
@@ -130,14 +131,16 @@ class LiveWindow:
         bucket.requests += 1
         bucket.instances += instances
 
-    def completed(self, now: float, enqueued_at: Sequence[float]) -> None:
-        """Results came back now for instances (at least one) queued at `enqueued_at`."""
+    def completed(self, now: float, queued: Sequence[tuple[float, int]]) -> None:
+        """Results came back now for instances (at least one): `queued` holds (when they were
+        queued, how many) pairs."""
         bucket = self._bucket(now)
         latencies = bucket.latencies
-        for queued_at in enqueued_at:
-            latencies[latency_bin((now - queued_at) * 1000.0)] += 1
-        bucket.completed += len(enqueued_at)
-        bucket.max_ms = max(bucket.max_ms, (now - min(enqueued_at)) * 1000.0)
+        for queued_at, count in queued:
+            latencies[latency_bin((now - queued_at) * 1000.0)] += count
+            bucket.completed += count
+        oldest = min(queued_at for queued_at, _ in queued)
+        bucket.max_ms = max(bucket.max_ms, (now - oldest) * 1000.0)
 
     def figures(self, now: float, uptime_s: float) -> RouteWindow:
         """The figures of the buckets within the last `WINDOW_S` before `now` (a broker up
@@ -213,9 +216,10 @@ class RouteStats:
     #: The last minute, for `msq status` (see `LiveWindow`).
     window: LiveWindow = field(default_factory=LiveWindow)
 
-    def instance_failed(self, kind: ErrorKind) -> None:
-        self.instances_failed += 1
-        self.failures[kind.value] += 1
+    def instance_failed(self, kind: ErrorKind, count: int = 1) -> None:
+        """`count` instances failed with an error of `kind`."""
+        self.instances_failed += count
+        self.failures[kind.value] += count
 
     def job_done(self, size: int, compute_ms: float) -> None:
         self.executions += 1

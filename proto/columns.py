@@ -180,7 +180,7 @@ class Outcomes(NamedTuple):
 
     columns: list[Columns]
     failures: list[RowFailure]
-    count: int
+    count: int  # type: ignore[assignment]  # the row count shadows tuple.count
 
     @classmethod
     def of(cls, outcomes: Sequence[InstanceOutcome]) -> Outcomes:
@@ -222,6 +222,8 @@ class Outcomes(NamedTuple):
 
     def restrict(self, start: int, stop: int) -> Outcomes:
         """The outcomes of rows [start, stop), numbered from 0 (output columns as views)."""
+        if start == 0 and stop == self.count:
+            return self
         failed_before = sum(1 for failure in self.failures if failure.row < start)
         failures = [
             RowFailure(failure.row - start, failure.failure)

@@ -5,6 +5,9 @@ declared shape dimension by dimension (-1 matches any size). MindSpore Serving c
 the byte size; msq checks the shape too and never reshapes. A STRING or BYTES tensor is
 checked for its dtype only. The messages keep MindSpore Serving's wording: the byte-size
 message when the size differs, the shape message when only the shape does.
+
+Stacked instances (`Columns`) share dtypes and per-row shapes, so the rule checks them all at
+once (`check_columns`): the verdict, and its message, are those of each of their rows.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import math
 
 import numpy as np
 
-from msq.proto.codec import BYTES, STRING, CodecError, check_wire
+from msq.proto import columns
+from msq.proto.codec import BYTES, STRING, CodecError, WireTensor, check_wire
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Instance, TensorSpec
+from msq.proto.messages import Columns, Instance, TensorSpec
 
 Shape = tuple[int, ...]
 
@@ -61,11 +65,15 @@ def input_mismatch(
     return f"Given model input {label} {problem} defined in model{f' {model}' if model else ''}"
 
 
+def _label(index: int, spec: TensorSpec) -> str:
+    return f"{spec.name} (index {index})"
+
+
 def _check_input(index: int, spec: TensorSpec, instance: Instance) -> str | None:
     tensor = instance.get(spec.name)
     if tensor is None:
         return missing_input(spec.name)
-    label = f"{spec.name} (index {index})"
+    label = _label(index, spec)
     try:
         check_wire(tensor)
     except CodecError as exc:
@@ -85,3 +93,33 @@ def check_instance(instance: Instance, inputs: tuple[TensorSpec, ...]) -> Failur
         if problem is not None:
             return Failure(ErrorKind.INVALID_INPUT, problem)
     return {spec.name: instance[spec.name] for spec in inputs}
+
+
+def check_columns(part: Columns, inputs: tuple[TensorSpec, ...]) -> Failure | Columns:
+    """Validate every row of `part` at once; return the columns reduced to the declared
+    inputs, or the Failure of each of its rows (the message `check_instance` gives a row).
+
+    A one-row column is checked as its instance, so a malformed instance gets the message it
+    gets alone; the declared inputs of more rows must first stack
+    (`msq.proto.columns.check_columns`: each holds the rows, its bytes match its shape).
+    """
+    declared: dict[str, WireTensor] = {}
+    for spec in inputs:
+        tensor = part.tensors.get(spec.name)
+        if tensor is None:
+            return Failure(ErrorKind.INVALID_INPUT, missing_input(spec.name))
+        declared[spec.name] = tensor
+    reduced = Columns(part.count, declared)
+    if part.count == 1 and all(tensor.shape[:1] == (1,) for tensor in declared.values()):
+        checked = check_instance(columns.split([reduced])[0], inputs)
+        return checked if isinstance(checked, Failure) else reduced
+    problem = columns.check_columns(reduced)
+    if problem is not None:
+        return Failure(ErrorKind.INVALID_INPUT, f"Given model inputs do not stack: {problem}")
+    for index, spec in enumerate(inputs):
+        tensor = declared[spec.name]
+        row = (tensor.dtype, tensor.shape[1:], tensor.nbytes // part.count)
+        mismatch = input_mismatch(_label(index, spec), row, (spec.dtype, spec.shape))
+        if mismatch is not None:
+            return Failure(ErrorKind.INVALID_INPUT, mismatch)
+    return reduced

@@ -8,9 +8,11 @@ from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.settings import BrokerSettings
 from msq.proto.batching import BatchPolicy
 from msq.proto.codec import from_wire, to_wire
+from msq.proto.columns import Outcomes, count_rows, split, stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Instance,
+    InstanceOutcome,
     Job,
     MethodSignature,
     Ready,
@@ -45,14 +47,16 @@ def instance(value: float) -> Instance:
 
 def request(
     request_id: int,
-    values: list[float],
+    values: list[float] | list[Instance],
     servable: str = "model",
     method: str = "predict",
     version: int = 0,
     timeout_ms: float | None = None,
 ) -> Request:
-    instances = [instance(v) for v in values]
-    return Request(request_id, servable, method, instances, version, timeout_ms)
+    """A request of these instances (or of instances with these x[0]), stacked as a gateway
+    stacks them."""
+    instances = [v if isinstance(v, dict) else instance(v) for v in values]
+    return Request(request_id, servable, method, stack(instances), version, timeout_ms)
 
 
 def jobs(out: list[Outgoing]) -> list[tuple[bytes, Job]]:
@@ -67,21 +71,28 @@ def replies(out: list[Outgoing]) -> list[Reply]:
 
 def echo_result(job: Job, fail: frozenset[float] = frozenset()) -> Result:
     """The result a worker computing y = x * 10 gives; instances whose x[0] is in `fail` fail."""
-    outcomes: list[Instance | Failure] = []
-    for inst in job.instances:
+    outcomes: list[InstanceOutcome] = []
+    for inst in split(job.columns):
         x = from_wire(inst["x"])
         assert isinstance(x, np.ndarray)
         if float(x[0]) in fail:
             outcomes.append(Failure(ErrorKind.MODEL_ERROR, f"bad value {x[0]}"))
         else:
             outcomes.append({"y": to_wire(x * 10)})
-    return Result(job.job_id, outcomes, compute_ms=1.0)
+    answer = Outcomes.of(outcomes)
+    return Result(job.job_id, answer.columns, answer.failures, compute_ms=1.0)
+
+
+def reply_outcomes(reply: Reply) -> list[InstanceOutcome]:
+    """Every instance's outcome in a reply, in order."""
+    count = count_rows(reply.columns) + len(reply.failures)
+    return Outcomes(reply.columns, reply.failures, count).rows()
 
 
 def first_values(reply: Reply) -> list[float | str]:
     """y[0] / 10 of each outcome (the instance's x[0]), or the failure message."""
     values: list[float | str] = []
-    for outcome in reply.outcomes:
+    for outcome in reply_outcomes(reply):
         if isinstance(outcome, Failure):
             values.append(outcome.message)
         else:
@@ -92,7 +103,7 @@ def first_values(reply: Reply) -> list[float | str]:
 
 
 def job_values(job: Job) -> list[float]:
-    return [float(np.asarray(from_wire(inst["x"]))[0]) for inst in job.instances]
+    return [float(np.asarray(from_wire(inst["x"]))[0]) for inst in split(job.columns)]
 
 
 def new_core(**settings: object) -> BrokerCore:

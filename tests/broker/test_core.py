@@ -12,11 +12,13 @@ from tests.broker.factories import (
     GATEWAY,
     echo_result,
     first_values,
+    instance,
     job_values,
     jobs,
     new_core,
     ready,
     replies,
+    reply_outcomes,
     request,
 )
 
@@ -68,9 +70,8 @@ def test_version_zero_routes_to_the_highest_running_version() -> None:
 def test_invalid_instances_fail_alone_and_never_reach_a_worker() -> None:
     core = new_core()
     core.on_worker_message(W1, ready(), 0.0)
-    req = request(1, [1.0, 2.0])
-    req.instances.insert(1, {"other": req.instances[0]["x"]})
-    out = core.on_request(GATEWAY, req, 0.0)
+    one, two = instance(1.0), instance(2.0)
+    out = core.on_request(GATEWAY, request(1, [one, {"other": one["x"]}, two]), 0.0)
     ((_, job),) = jobs(out)
     assert job_values(job) == [1.0, 2.0]
     (reply,) = replies(core.on_worker_message(W1, echo_result(job), 0.0))
@@ -159,7 +160,8 @@ def test_worker_loss_with_no_worker_left_fails_clearly() -> None:
     core.on_request(GATEWAY, request(1, [1.0, 2.0]), 0.0)
     (reply,) = replies(core.on_worker_lost(W1, 0.1, "killed"))
     assert all(
-        isinstance(o, Failure) and o.kind is ErrorKind.WORKER_UNAVAILABLE for o in reply.outcomes
+        isinstance(o, Failure) and o.kind is ErrorKind.WORKER_UNAVAILABLE
+        for o in reply_outcomes(reply)
     )
     assert "no worker serves" in first_values(reply)[1]  # type: ignore[operator]
     assert core.catalog.servables == {}
@@ -175,7 +177,7 @@ def test_redispatch_is_capped() -> None:
     ((second, _),) = jobs(core.on_worker_lost(peer, 0.1, "crash"))
     core.on_worker_message(peer, ready(capacity=1), 0.2)
     (reply,) = replies(core.on_worker_lost(second, 0.3, "crash again"))
-    (failure,) = reply.outcomes
+    (failure,) = reply_outcomes(reply)
     assert isinstance(failure, Failure) and "gave up after 2 attempts" in failure.message
 
 
@@ -253,8 +255,7 @@ def test_a_request_that_can_never_fit_the_queue_is_invalid_input_not_queue_full(
     )
     assert reply.version == 1
     # only valid instances count: a request whose extra instance is invalid still fits
-    fitting = request(2, [1.0, 2.0, 3.0])
-    fitting.instances.append({"z": fitting.instances[0]["x"]})
+    fitting = request(2, [instance(1.0), instance(2.0), instance(3.0), {"z": instance(1.0)["x"]}])
     (job_peer, job), *_ = jobs(core.on_request(GATEWAY, fitting, 0.0))
     assert job_peer == W1 and job_values(job) == [1.0]
     # a request as large as the whole queue fits an empty one, and gets "queue full" otherwise

@@ -11,10 +11,19 @@ from hypothesis import strategies as st
 
 from msq.broker.core import BrokerCore, Endpoint, Outgoing
 from msq.broker.settings import BrokerSettings
+from msq.proto.columns import count_rows
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Heartbeat, Job, Reply
-from tests.broker.factories import GATEWAY, echo_result, first_values, job_values, ready, request
+from tests.broker.factories import (
+    GATEWAY,
+    echo_result,
+    first_values,
+    job_values,
+    ready,
+    reply_outcomes,
+    request,
+)
 
 SIZES = (1, 2, 4, 8)
 QUEUE_LIMIT = 40
@@ -52,7 +61,7 @@ class Simulation:
             message = item.message
             if isinstance(message, Job):
                 assert item.endpoint is Endpoint.BACKEND and item.peer in self.running
-                assert 1 <= len(message.instances) <= SIZES[-1]
+                assert 1 <= count_rows(message.columns) <= SIZES[-1]
                 self.check_job_deadline(message)
                 self.running[item.peer].append(message)
             elif isinstance(message, Reply):
@@ -156,8 +165,9 @@ def test_every_request_is_answered_once_in_order_by_its_deadline(
                 ErrorKind.NOT_FOUND,
             )
             continue
-        assert len(reply.outcomes) == len(values)
-        for value, outcome, got in zip(values, reply.outcomes, first_values(reply), strict=True):
+        outcomes = reply_outcomes(reply)
+        assert len(outcomes) == len(values)
+        for value, outcome, got in zip(values, outcomes, first_values(reply), strict=True):
             if isinstance(outcome, Failure):
                 assert outcome.kind is ErrorKind.WORKER_UNAVAILABLE
             else:
@@ -173,7 +183,7 @@ def test_jobs_stay_within_the_batch_size_and_keep_instance_order(count: int, cap
     seen: list[float] = []
     while sim.running[b"w0"]:
         job = sim.running[b"w0"][0]
-        assert len(job.instances) <= SIZES[-1]
+        assert count_rows(job.columns) <= SIZES[-1]
         seen.extend(job_values(job))
         sim.step(("complete", 0))
         sim.step(("advance", 10))

@@ -16,7 +16,7 @@ def test_counts_cover_the_last_minute_and_then_drop_out() -> None:
     window = LiveWindow()
     window.accepted(100.2, instances=3)
     window.accepted(130.0, instances=1)
-    window.completed(130.5, [130.0])
+    window.completed(130.5, [(130.0, 1)])
     at_150 = window.figures(150.0, uptime_s=1000.0)
     assert (at_150.seconds, at_150.requests, at_150.instances, at_150.completed) == (60.0, 2, 4, 1)
     # the bucket of 100.2 s covers [100, 101): it leaves the window at 160 s
@@ -41,7 +41,7 @@ def test_the_window_is_no_longer_than_the_broker_has_been_up() -> None:
 
 def test_equal_latencies_give_that_latency_exactly() -> None:
     window = LiveWindow()
-    window.completed(10.0, [9.995] * 20)
+    window.completed(10.0, [(9.995, 15), (9.995, 5)])
     figures = window.figures(10.0, uptime_s=10.0)
     assert figures.p50_ms == figures.p99_ms == pytest.approx(5.0)
     assert figures.completed == 20
@@ -50,7 +50,7 @@ def test_equal_latencies_give_that_latency_exactly() -> None:
 def test_percentiles_are_within_one_bin_of_the_true_ones() -> None:
     window = LiveWindow()
     for ms in range(1, 101):  # 1 ms .. 100 ms, at different times within the minute
-        window.completed(20.0 + ms / 10, [20.0 + ms / 10 - ms / 1000])
+        window.completed(20.0 + ms / 10, [(20.0 + ms / 10 - ms / 1000, 1)])
     figures = window.figures(40.0, uptime_s=40.0)
     assert figures.p50_ms is not None and figures.p99_ms is not None
     assert 50.0 <= figures.p50_ms <= 50.0 * 2 ** (1 / 8)
@@ -59,11 +59,11 @@ def test_percentiles_are_within_one_bin_of_the_true_ones() -> None:
 
 def test_one_slow_instance_shows_in_p99_not_in_p50() -> None:
     window = LiveWindow()
-    window.completed(1.0, [1.0 - 0.002] * 99 + [1.0 - 2.0])
+    window.completed(1.0, [(1.0 - 0.002, 99), (1.0 - 2.0, 1)])
     figures = window.figures(1.0, uptime_s=1.0)
     assert figures.p50_ms == pytest.approx(2.0, rel=0.1)
     assert figures.p99_ms == pytest.approx(2.0, rel=0.1)
-    window.completed(1.0, [1.0 - 2.0])  # now 2 of 101 are slow: the 99th percentile is one
+    window.completed(1.0, [(1.0 - 2.0, 1)])  # now 2 of 101 are slow: the 99th percentile is one
     assert window.figures(1.0, uptime_s=1.0).p99_ms == pytest.approx(2000.0)
 
 

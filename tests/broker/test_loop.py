@@ -25,7 +25,7 @@ def test_malformed_frames_are_answered_or_dropped_and_the_broker_stays_up(
             gateway.send_multipart(frames)
             worker.send_multipart(frames)
         bad_request = [PROTOCOL_VERSION, "Request", 77, "add", "add_common",
-                       [{"x1": ["float32", [2, 2], 5]}], 0, None, "", ""]  # fmt: skip
+                       [[1, {"x1": ["float32", [1, 2, 2], 5]}]], 0, None, "", ""]  # fmt: skip
         gateway.send_multipart([msgpack.packb(bad_request)])
         assert gateway.poll(5000)
         reply = transport.message_of(gateway.recv_multipart(copy=False))

@@ -105,6 +105,7 @@ def test_outcomes_restrict_and_join_round_trip() -> None:
     assert pieces[1].failures == [RowFailure(2, FAILED)]
     joined = Outcomes.join(pieces)
     assert _describe(joined.rows()) == _describe(rows)
+    assert outcomes.restrict(0, 10) is outcomes  # the whole range: nothing to cut
 
 
 def test_inconsistent_outcomes_are_found() -> None:
