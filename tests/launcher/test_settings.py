@@ -58,6 +58,7 @@ heartbeat_interval_s = 1.0
 max_redispatch = 2
 count = 1
 allow_insecure = false
+transport = "ipc"
 
 [timeouts]
 request_s = 60.0
@@ -154,6 +155,7 @@ def test_workers_per_device_then_extra_workers_round_robin() -> None:
             {"grpc": {"lisen": "x"}},
             "grpc.lisen: unknown key (known: enabled, listen, max_message_mb, tls)",
         ),
+        ({"broker": {"transport": "udp"}}, "broker.transport: must be ipc or tcp, not 'udp'"),
         ({"grpc": {"max_message_mb": 600}}, "grpc.max_message_mb: must be 1 to 512, not 600"),
         ({"rest": {"workers": "2"}}, "rest.workers: must be an integer, not '2'"),
         ({"grpc": {"enabled": 1}}, "grpc.enabled: must be true or false, not 1"),
