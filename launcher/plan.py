@@ -176,6 +176,7 @@ def grpc(deployment: Deployment) -> Child:
         "--max-msg-mb", str(settings.max_message_mb),
         "--default-timeout", str(deployment.timeouts.request_s),
         *_tls(settings.tls, "--tls-cert", "--tls-key", "--tls-ca"),
+        "--grpc-workers", str(settings.workers),
         *curve_options(deployment, "gateway"),
         *log_options(deployment.log),
     ]  # fmt: skip

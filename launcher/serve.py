@@ -94,6 +94,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     option("--start-timeout", "timeouts.start_s", float, "seconds each stage may take to start")
     option("--grpc", "grpc.listen", str, "gRPC gateway HOST:PORT or unix:PATH (127.0.0.1:5500)")
     option("--grpc-max-msg-mb", "grpc.max_message_mb", int, "largest gRPC message, 1-512 MB")
+    option("--grpc-workers", "grpc.workers", int,
+           "gRPC gateway processes sharing its port (SO_REUSEPORT; default 1)")  # fmt: skip
     option("--grpc-tls-cert", "grpc.tls.cert", Path, "gRPC: certificate chain (PEM): serve TLS")
     option("--grpc-tls-key", "grpc.tls.key", Path, "gRPC: private key (PEM)")
     option("--grpc-tls-ca", "grpc.tls.ca", Path, "gRPC: CA of client certificates (PEM)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from msq.broker.settings import BrokerSettings
+from msq.gateways.grpc.workers import check_listen
 from msq.launcher.devices import parse_devices
 from msq.launcher.repository import Policies, PolicyError
 from msq.metrics import DEFAULT_METRICS_HOST
@@ -203,12 +204,20 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Grpc:
-    """The gRPC gateway (`listen` is HOST:PORT or unix:PATH)."""
+    """The gRPC gateway (`listen` is HOST:PORT or unix:PATH; `workers` processes share a
+    HOST:PORT with SO_REUSEPORT)."""
 
     enabled: bool = True
     listen: str = "127.0.0.1:5500"
     max_message_mb: int = _bounded(100, 1, 512)
     tls: TLS | None = None
+    workers: int = _bounded(1, 1)
+
+    def __post_init__(self) -> None:
+        try:
+            check_listen(self.listen, self.workers)
+        except ValueError as exc:
+            raise SettingsError(f"workers: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,13 @@ def test_an_ipc_socket_path_too_long_is_refused(tmp_path: Path) -> None:
         plan(on_host(settings_from(args), folder), tmp_path)
 
 
+def test_grpc_workers_reach_the_grpc_gateway(tmp_path: Path) -> None:
+    (grpc,) = [c for c in commands(tmp_path, "--grpc-workers", "3") if c[0] == "msq-grpc-gateway"]
+    assert option(grpc, "--grpc-workers") == "3"
+    (grpc,) = [c for c in commands(tmp_path) if c[0] == "msq-grpc-gateway"]
+    assert option(grpc, "--grpc-workers") == "1"
+
+
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [

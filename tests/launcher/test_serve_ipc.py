@@ -1,6 +1,7 @@
-"""`msq serve` over ipc, with CURVE and two brokers: its own processes reach the brokers through
-Unix sockets in a private folder (mode 0700, removed at stop), the brokers' tcp endpoints still
-answer status queries, and requests are answered through the gateway."""
+"""`msq serve` over ipc, with CURVE, two brokers and two gRPC gateway processes: its own
+processes reach the brokers through Unix sockets in a private folder (mode 0700, removed at
+stop), the brokers' tcp endpoints still answer status queries, and requests are answered
+through the gateway."""
 
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ class Deployment:
 
     def commands(self, program: str) -> list[list[str]]:
         """The command lines of the launcher's `program` children."""
-        found = []
-        for child in psutil.Process(self.serving.launcher.pid).children():
-            command = child.cmdline()
-            if program in " ".join(command[:2]):
-                found.append(command)
-        return found
+        return [
+            child.cmdline() for child in self.children() if program in " ".join(child.cmdline()[:2])
+        ]
+
+    def children(self, pid: int | None = None) -> list[psutil.Process]:
+        """The children of process `pid` (the launcher's by default)."""
+        return psutil.Process(pid or self.serving.launcher.pid).children()
 
     def runtime_dir(self) -> Path:
         """The folder of the first broker's ipc frontend."""
@@ -47,8 +49,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     keys = tmp_path_factory.mktemp("keys")
     assert main(["keys", "generate", str(keys)]) == 0
     serving = serve(
-        EXAMPLES, "--servable", "add", "--no-rest", "--brokers", "2", "--curve-dir", str(keys)
-    )
+        EXAMPLES, "--servable", "add", "--no-rest", "--brokers", "2", "--curve-dir", str(keys),
+        "--grpc-workers", "2",
+    )  # fmt: skip
     yield Deployment(serving, keys)
     serving.stop()
 
@@ -79,10 +82,11 @@ def test_workers_and_gateway_connect_over_ipc(deployment: Deployment) -> None:
     assert option(worker, "--broker") == (
         f"ipc://{folder}/broker-1-backend,ipc://{folder}/broker-2-backend"
     )
-    (gateway,) = deployment.commands("msq-grpc-gateway")
-    assert option(gateway, "--broker") == (
-        f"ipc://{folder}/broker-1-frontend,ipc://{folder}/broker-2-frontend"
-    )
+    (gateway,) = [c for c in deployment.children() if "msq-grpc-gateway" in c.cmdline()[1]]
+    assert option(gateway.cmdline(), "--grpc-workers") == "2"
+    frontends = f"ipc://{folder}/broker-1-frontend,ipc://{folder}/broker-2-frontend"
+    processes = [gateway, *deployment.children(gateway.pid)]
+    assert [option(process.cmdline(), "--broker") for process in processes] == [frontends] * 3
     result = Client(deployment.serving.grpc, "add", "add_common", timeout=30).infer(
         {"x1": np.ones((2, 2), np.float32), "x2": np.full((2, 2), 2.0, np.float32)}
     )
