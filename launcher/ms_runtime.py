@@ -40,6 +40,7 @@ class Server:
         if self.supervisor is not None:
             return self.supervisor
         self.workdir = Path(tempfile.mkdtemp(prefix="msq-server-"))
+        self.deployment = plan.on_host(self.deployment, self.workdir)
         self.supervisor = Supervisor()
         if threading.current_thread() is threading.main_thread():
             on_stop_signals(self.supervisor.stop)

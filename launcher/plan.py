@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 from msq.launcher.config_file import to_toml
@@ -27,6 +28,15 @@ def plan(deployment: Deployment, workdir: Path) -> Stages:
     """Every process of `deployment`; files the broker reads are written to `workdir`."""
     resolved = deployment.resolved()
     return brokers(resolved, workdir), workers(resolved), gateways(resolved)
+
+
+def on_host(deployment: Deployment, workdir: Path) -> Deployment:
+    """`deployment` with its ipc sockets in `workdir` (the launcher's private folder, mode
+    0700) unless `broker.runtime_dir` names another folder."""
+    if deployment.broker.runtime_dir is not None:
+        return deployment
+    broker = dataclasses.replace(deployment.broker, runtime_dir=workdir)
+    return dataclasses.replace(deployment, broker=broker)
 
 
 def declares_distributed(config: Path) -> bool:
@@ -87,10 +97,10 @@ def brokers(deployment: Deployment, workdir: Path) -> list[Child]:
         path = workdir / "broker-batching.toml"
         path.write_text(to_toml({"batching": deployment.batching}))
         shared += ["--config", str(path)]
-    endpoints = settings.endpoints()
-    several = len(endpoints) > 1
+    binds = settings.binds()
+    several = len(binds) > 1
     children = []
-    for index, (frontend, backend) in enumerate(endpoints, 1):
+    for index, (frontend, backend) in enumerate(binds, 1):
         command = [
             "msq-broker", "--frontend", frontend, "--backend", backend, *shared,
             *curve_options(deployment, "broker"),
@@ -166,6 +176,7 @@ def grpc(deployment: Deployment) -> Child:
         "--max-msg-mb", str(settings.max_message_mb),
         "--default-timeout", str(deployment.timeouts.request_s),
         *_tls(settings.tls, "--tls-cert", "--tls-key", "--tls-ca"),
+        "--grpc-workers", str(settings.workers),
         *curve_options(deployment, "gateway"),
         *log_options(deployment.log),
     ]  # fmt: skip

@@ -20,7 +20,7 @@ from msq.launcher import config_file
 from msq.launcher.control import ControlSettings, ModelController, WorkerTemplate, worker_plan
 from msq.launcher.control_link import ControlLink
 from msq.launcher.metrics import Target, expose_metrics, write_file_sd
-from msq.launcher.plan import Stages, plan
+from msq.launcher.plan import Stages, on_host, plan
 from msq.launcher.settings import Deployment, SettingsError, from_document
 from msq.launcher.supervisor import Supervisor
 from msq.process import (
@@ -79,6 +79,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
            "CURVE on every broker connection, keys of `msq keys generate DIR`")  # fmt: skip
     option("--allow-insecure", "broker.allow_insecure", None,
            "a broker may bind beyond loopback without CURVE (a WARNING)")  # fmt: skip
+    option("--broker-transport", "broker.transport", str,
+           "how this host's processes reach the brokers: ipc (Unix sockets in a private "
+           "folder; default) or tcp (the frontend and backend endpoints)")  # fmt: skip
     option("--brokers", "broker.count", int,
            "brokers side by side (active-active): broker i (from 0) listens on the frontend "
            "and backend ports + 2*i (default 1)")  # fmt: skip
@@ -91,6 +94,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     option("--start-timeout", "timeouts.start_s", float, "seconds each stage may take to start")
     option("--grpc", "grpc.listen", str, "gRPC gateway HOST:PORT or unix:PATH (127.0.0.1:5500)")
     option("--grpc-max-msg-mb", "grpc.max_message_mb", int, "largest gRPC message, 1-512 MB")
+    option("--grpc-workers", "grpc.workers", int,
+           "gRPC gateway processes sharing its port (SO_REUSEPORT; default 1)")  # fmt: skip
     option("--grpc-tls-cert", "grpc.tls.cert", Path, "gRPC: certificate chain (PEM): serve TLS")
     option("--grpc-tls-key", "grpc.tls.key", Path, "gRPC: private key (PEM)")
     option("--grpc-tls-ca", "grpc.tls.ca", Path, "gRPC: CA of client certificates (PEM)")
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("msq", deployment.log.level, deployment.log.format)
     workdir = Path(tempfile.mkdtemp(prefix="msq-serve-"))
     try:
+        deployment = on_host(deployment, workdir)
         stages, control = processes(deployment, workdir)
     except SettingsError as exc:
         print(f"msq serve: {exc}", file=sys.stderr)
@@ -180,11 +186,11 @@ def run(args: argparse.Namespace) -> int:
     if control is not None:
         curve_dir = deployment.broker.curve_dir
         curve = None if curve_dir is None else serve_gateway_curve(curve_dir)
+        frontends = [frontend for frontend, _ in deployment.broker.local_endpoints()]
         controller = ModelController(
-            supervisor, *control, stages[1], broker_frontend=deployment.broker.frontend,
+            supervisor, *control, stages[1], broker_frontend=frontends[0],
             start_timeout_s=deployment.timeouts.start_s, curve=curve,
         )  # fmt: skip
-        frontends = [frontend for frontend, _ in deployment.broker.endpoints()]
         link = ControlLink(controller, frontends, curve)
     try:
         return _serve(deployment, stages, supervisor, link)
@@ -251,8 +257,12 @@ def banner(deployment: Deployment, targets: list[Target]) -> str:
             f'"x2":[[1.0,1.0],[1.0,1.0]]}}}}\' {base}/model/add:add_common'
         )
     broker = deployment.broker
-    for frontend, backend in broker.endpoints():
+    for (frontend, backend), (local, local_backend) in zip(
+        broker.endpoints(), broker.local_endpoints(), strict=True
+    ):
         lines.append(f"  broker: gateways -> {frontend}, workers -> {backend}")
+        if local != frontend:
+            lines.append(f"    (this host's processes: {local}, {local_backend})")
     for target in targets:
         what = " ".join(target.labels.values())
         lines.append(f"  metrics ({what}): http://{target.address}/metrics")

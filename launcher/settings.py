@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from msq.broker.settings import BrokerSettings
+from msq.gateways.grpc.workers import check_listen
 from msq.launcher.devices import parse_devices
 from msq.launcher.repository import Policies, PolicyError
 from msq.metrics import DEFAULT_METRICS_HOST
@@ -104,8 +105,18 @@ class Broker:
     curve_dir: Path | None = None
     #: Let a broker bind a non-loopback address without CURVE (logged as a WARNING).
     allow_insecure: bool = False
+    #: How the deployment's own processes reach its brokers: "ipc" (Unix sockets in
+    #: `runtime_dir`; the brokers still bind `frontend` and `backend` too) or "tcp".
+    transport: str = "ipc"
+    #: The folder of the ipc sockets (unset: a private one the launcher makes, mode 0700, and
+    #: removes at stop).
+    runtime_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise SettingsError(
+                f"transport: must be {' or '.join(TRANSPORTS)}, not {self.transport!r}"
+            )
         if self.count > 1:
             for endpoint in (self.frontend, self.backend):
                 _, _, port = endpoint.rpartition(":")
@@ -124,13 +135,56 @@ class Broker:
             for index in range(self.count)
         ]
 
+    def local_endpoints(self) -> list[tuple[str, str]]:
+        """(frontend, backend) of each broker as the deployment's own processes reach them:
+        ipc:// endpoints in `runtime_dir` with the ipc transport (once `runtime_dir` is
+        known), else `endpoints()`."""
+        configured = self.endpoints()
+        if self.transport != "ipc" or self.runtime_dir is None:
+            return configured
+        return [
+            (_ipc(frontend, self.runtime_dir, index, "frontend"),
+             _ipc(backend, self.runtime_dir, index, "backend"))
+            for index, (frontend, backend) in enumerate(configured, 1)
+        ]  # fmt: skip
+
+    def binds(self) -> list[tuple[str, str]]:
+        """(frontend, backend) of each broker as it binds them: its local endpoints and, when
+        they differ, its configured ones (comma-separated; the last one is announced)."""
+        return [
+            (local if local == frontend else f"{local},{frontend}",
+             back if back == backend else f"{back},{backend}")
+            for (local, back), (frontend, backend) in zip(
+                self.local_endpoints(), self.endpoints(), strict=True
+            )
+        ]  # fmt: skip
+
     def frontends(self) -> str:
-        """Every broker's frontend, comma-separated (a gateway's `--broker`)."""
-        return ",".join(frontend for frontend, _ in self.endpoints())
+        """Every broker's local frontend, comma-separated (a gateway's `--broker`)."""
+        return ",".join(frontend for frontend, _ in self.local_endpoints())
 
     def backends(self) -> str:
-        """Every broker's backend, comma-separated (a worker's `--broker`)."""
-        return ",".join(backend for _, backend in self.endpoints())
+        """Every broker's local backend, comma-separated (a worker's `--broker`)."""
+        return ",".join(backend for _, backend in self.local_endpoints())
+
+
+#: How the deployment's own processes reach the brokers (`Broker.transport`).
+TRANSPORTS = ("ipc", "tcp")
+#: The longest path of a Unix socket (`sun_path` less its NUL byte).
+MAX_IPC_PATH = 107
+
+
+def _ipc(endpoint: str, runtime_dir: Path, index: int, role: str) -> str:
+    """Broker `index`'s ipc endpoint for `role` in `runtime_dir` (an ipc:// endpoint stays)."""
+    if endpoint.startswith("ipc://"):
+        return endpoint
+    path = runtime_dir / f"broker-{index}-{role}"
+    if len(str(path).encode()) > MAX_IPC_PATH:
+        raise SettingsError(
+            f"broker.runtime_dir: the socket path {path} is longer than {MAX_IPC_PATH} bytes; "
+            'choose a shorter folder or transport = "tcp"'
+        )
+    return f"ipc://{path}"
 
 
 def _shifted(endpoint: str, by: int) -> str:
@@ -150,12 +204,20 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Grpc:
-    """The gRPC gateway (`listen` is HOST:PORT or unix:PATH)."""
+    """The gRPC gateway (`listen` is HOST:PORT or unix:PATH; `workers` processes share a
+    HOST:PORT with SO_REUSEPORT)."""
 
     enabled: bool = True
     listen: str = "127.0.0.1:5500"
     max_message_mb: int = _bounded(100, 1, 512)
     tls: TLS | None = None
+    workers: int = _bounded(1, 1)
+
+    def __post_init__(self) -> None:
+        try:
+            check_listen(self.listen, self.workers)
+        except ValueError as exc:
+            raise SettingsError(f"workers: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

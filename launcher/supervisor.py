@@ -1,4 +1,5 @@
-"""Child-process supervision for `msq serve`: start, watch, restart with back-off, stop.
+"""Child-process supervision for `msq serve` (and `msq-grpc-gateway --grpc-workers N`'s
+parent): start, watch, restart with back-off, stop.
 
 Children may be added and removed while `watch()` runs (the model controller starts and stops
 workers as versions come and go, from its own threads); a removed child is never restarted.
@@ -66,6 +67,8 @@ class Child:
     restart_at: float | None = None
     #: The last line the process wrote on stderr (a worker's start-up error, say).
     last_line: str = ""
+    #: Its environment (None: the supervisor's).
+    env: dict[str, str] | None = None
 
     def start(self) -> None:
         self.ready.clear()
@@ -74,6 +77,7 @@ class Child:
             self.command,
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=self.env,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 (one async-signal-safe syscall)
         )
         assert self.process.stderr is not None

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from msq.proto import transport
 from msq.proto.curve import (
     GATEWAYS_DOMAIN,
     PUBLIC_SUFFIX,
@@ -119,8 +120,13 @@ def curve_server_from(args: argparse.Namespace) -> CurveServer | None:
 
 def check_binds(endpoints: Iterable[str], curve: CurveServer | None, allow_insecure: bool) -> None:
     """Refuse (CurveError) to bind a non-loopback endpoint without CURVE unless
-    `allow_insecure`, which logs a WARNING instead."""
-    exposed = [endpoint for endpoint in endpoints if not is_local_endpoint(endpoint)]
+    `allow_insecure`, which logs a WARNING instead (each of `endpoints` may be a
+    comma-separated list, as a broker binds it)."""
+    exposed = [
+        endpoint
+        for endpoint in transport.endpoints(list(endpoints))
+        if not is_local_endpoint(endpoint)
+    ]
     if curve is not None or not exposed:
         return
     if not allow_insecure:

@@ -43,8 +43,9 @@ def router(
     curve: CurveServer | None = None,
     zap_domain: str = "",
 ) -> zmq.Socket:  # type: ignore[type-arg]
-    """A bound ROUTER that raises EHOSTUNREACH instead of dropping messages to lost peers,
-    and lets a reconnecting peer take over its identity.
+    """A ROUTER bound to `bind` (an endpoint, or several comma-separated: an ipc:// one for
+    this host's processes beside a tcp:// one, say) that raises EHOSTUNREACH instead of
+    dropping messages to lost peers, and lets a reconnecting peer take over its identity.
 
     With `curve` it is a CURVE server whose peers the ZAP handler of `context`
     (`msq.proto.curve.start_authenticator`) admits by the keys authorized in `zap_domain`.
@@ -59,7 +60,12 @@ def router(
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.SNDTIMEO, 0)
-    sock.bind(bind)
+    try:
+        for endpoint in endpoints(bind):
+            sock.bind(endpoint)
+    except BaseException:
+        sock.close(linger=0)
+        raise
     return sock
 
 

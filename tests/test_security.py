@@ -80,6 +80,10 @@ def test_a_non_loopback_bind_without_curve_is_refused_unless_allowed(
     check_binds(local, None, allow_insecure=False)
     with pytest.raises(CurveError, match=r"^refusing to bind tcp://\*:5601 without CURVE: "):
         check_binds([local[0], "tcp://*:5601"], None, allow_insecure=False)
+    # A broker binding an ipc:// endpoint beside a tcp:// one (comma-separated): each counts.
+    check_binds([",".join(local)], None, allow_insecure=False)
+    with pytest.raises(CurveError, match=r"^refusing to bind tcp://0\.0\.0\.0:5600 without "):
+        check_binds([f"{local[1]},tcp://0.0.0.0:5600"], None, allow_insecure=False)
     curve = curve_server_from(
         server_args(
             "--curve-secret-key", str(keys / "broker.key_secret"),

@@ -19,6 +19,7 @@ from msq.gateways.grpc.server import (
     GatewaySettings,
     TLSConfig,
 )
+from msq.gateways.grpc.workers import check_listen, is_child, supervise
 from msq.metrics import add_metrics_options, ready_detail, start_exporter
 from msq.process import add_log_level, announce_ready, on_stop_signals, setup_logging
 from msq.proto.deadline import DEFAULT_TIMEOUT_S
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="require a client certificate signed by --tls-ca (mutual TLS)",
     )
+    parser.add_argument(
+        "--grpc-workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="gateway processes sharing the port (SO_REUSEPORT) under a supervising parent, "
+        "each with its own broker link (default %(default)s: one process)",
+    )
     add_curve_client_options(parser)
     add_metrics_options(parser)
     add_log_level(parser)
@@ -83,6 +92,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         raise ValueError("--verify-client needs --tls-ca")
     if args.default_timeout <= 0:
         raise ValueError("--default-timeout must be positive")
+    check_listen(args.listen, args.grpc_workers)
     brokers = ",".join(endpoints(args.broker or DEFAULT_FRONTEND))
     tls = None
     if args.tls_cert is not None:
@@ -97,14 +107,24 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         tls=tls,
         default_timeout_s=args.default_timeout,
         curve=curve_client_from(args),
+        reuse_port=args.grpc_workers > 1,
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 async def serve(settings: GatewaySettings, metrics: argparse.Namespace | None = None) -> None:
     """Run the gateway until SIGINT or SIGTERM; serve its metrics if `metrics` (the parsed
-    command line) asks for them."""
-    served = metrics is not None and metrics.metrics_port is not None
-    gateway = Gateway(settings, RequestMetrics() if served else None)
+    command line) asks for them (a `--grpc-workers` child only counts them: its parent serves
+    them)."""
+    counted = metrics is not None and metrics.metrics_port is not None
+    served = counted and not is_child()
+    gateway = Gateway(settings, RequestMetrics() if counted else None)
     stopping = asyncio.Event()
     on_stop_signals(stopping.set, asyncio.get_running_loop())
     await gateway.start()
@@ -127,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.grpc_workers > 1 and not is_child():
+        return supervise(args, sys.argv[1:] if argv is None else argv)
     try:
         asyncio.run(serve(settings, args))
     except RuntimeError as exc:  # grpcio: the address cannot be bound

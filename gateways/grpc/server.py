@@ -74,6 +74,9 @@ class GatewaySettings:
     default_timeout_s: float = DEFAULT_TIMEOUT_S
     #: CURVE keys for the broker connection (None: plaintext).
     curve: CurveClient | None = None
+    #: Share the port with other processes (SO_REUSEPORT; `--grpc-workers`), instead of
+    #: failing when it is in use.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB:
@@ -132,7 +135,8 @@ class Gateway:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared port
+                # Alone, a port in use is an error, not a shared port.
+                ("grpc.so_reuseport", int(settings.reuse_port)),
             ],
         )
         timeout_s = settings.default_timeout_s

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from msq.launcher.cli import build_parser, main
-from msq.launcher.plan import Stages, declares_distributed, plan
+from msq.launcher.plan import Stages, declares_distributed, on_host, plan
 from msq.launcher.serve import settings_from
 from msq.launcher.settings import SettingsError
 from tests.processes import EXAMPLES
@@ -137,6 +137,66 @@ def test_several_brokers_side_by_side_and_everyone_connects_to_all(tmp_path: Pat
         "msq-grpc-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
         "msq-rest-gateway": "tcp://127.0.0.1:5600,tcp://127.0.0.1:5602",
     }
+
+
+def test_this_hosts_processes_reach_the_brokers_over_ipc_in_the_private_folder(
+    tmp_path: Path,
+) -> None:
+    deployment = settings_from(
+        build_parser().parse_args(["serve", str(EXAMPLES), "--servable", "add", "--brokers", "2"])
+    )
+    planned = [child.command for stage in plan(on_host(deployment, tmp_path), tmp_path)
+               for child in stage]  # fmt: skip
+    ipc = f"ipc://{tmp_path}"
+    assert [command[:5] for command in planned[:2]] == [
+        ["msq-broker", "--frontend", f"{ipc}/broker-1-frontend,tcp://127.0.0.1:5600",
+         "--backend", f"{ipc}/broker-1-backend,tcp://127.0.0.1:5601"],
+        ["msq-broker", "--frontend", f"{ipc}/broker-2-frontend,tcp://127.0.0.1:5602",
+         "--backend", f"{ipc}/broker-2-backend,tcp://127.0.0.1:5603"],
+    ]  # fmt: skip
+    brokers = {command[0]: command[command.index("--broker") + 1] for command in planned[2:]}
+    assert brokers == {
+        "msq-worker": f"{ipc}/broker-1-backend,{ipc}/broker-2-backend",
+        "msq-grpc-gateway": f"{ipc}/broker-1-frontend,{ipc}/broker-2-frontend",
+        "msq-rest-gateway": f"{ipc}/broker-1-frontend,{ipc}/broker-2-frontend",
+    }
+
+
+def test_tcp_transport_and_ipc_endpoints_are_used_as_they_are(tmp_path: Path) -> None:
+    def planned(*argv: str) -> list[list[str]]:
+        args = build_parser().parse_args(["serve", str(EXAMPLES), "--servable", "add", *argv])
+        deployment = on_host(settings_from(args), tmp_path)
+        return [child.command for stage in plan(deployment, tmp_path) for child in stage]
+
+    tcp = planned("--broker-transport", "tcp")
+    assert tcp[0][:5] == [
+        "msq-broker", "--frontend", "tcp://127.0.0.1:5600", "--backend", "tcp://127.0.0.1:5601",
+    ]  # fmt: skip
+    assert option(tcp[1], "--broker") == "tcp://127.0.0.1:5601"
+    given = planned("--broker-frontend", "ipc:///run/f", "--broker-backend", "tcp://[::1]:7001")
+    assert given[0][:5] == [
+        "msq-broker", "--frontend", "ipc:///run/f",
+        "--backend", f"ipc://{tmp_path}/broker-1-backend,tcp://[::1]:7001",
+    ]  # fmt: skip
+    assert option(given[-1], "--broker") == "ipc:///run/f"
+
+
+def test_an_ipc_socket_path_too_long_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / ("x" * 100)
+    args = build_parser().parse_args(
+        ["serve", str(EXAMPLES), "--servable", "add", "--no-grpc", "--no-rest"]
+    )
+    with pytest.raises(
+        SettingsError, match=r"^broker.runtime_dir: the socket path .* is longer than 107 bytes"
+    ):
+        plan(on_host(settings_from(args), folder), tmp_path)
+
+
+def test_grpc_workers_reach_the_grpc_gateway(tmp_path: Path) -> None:
+    (grpc,) = [c for c in commands(tmp_path, "--grpc-workers", "3") if c[0] == "msq-grpc-gateway"]
+    assert option(grpc, "--grpc-workers") == "3"
+    (grpc,) = [c for c in commands(tmp_path) if c[0] == "msq-grpc-gateway"]
+    assert option(grpc, "--grpc-workers") == "1"
 
 
 @pytest.mark.parametrize(

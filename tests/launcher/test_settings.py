@@ -58,6 +58,7 @@ heartbeat_interval_s = 1.0
 max_redispatch = 2
 count = 1
 allow_insecure = false
+transport = "ipc"
 
 [timeouts]
 request_s = 60.0
@@ -68,6 +69,7 @@ start_s = 180.0
 enabled = true
 listen = "127.0.0.1:6500"
 max_message_mb = 100
+workers = 1
 
 [grpc.tls]
 cert = "server.crt"
@@ -152,8 +154,18 @@ def test_workers_per_device_then_extra_workers_round_robin() -> None:
     [
         (
             {"grpc": {"lisen": "x"}},
-            "grpc.lisen: unknown key (known: enabled, listen, max_message_mb, tls)",
+            "grpc.lisen: unknown key (known: enabled, listen, max_message_mb, tls, workers)",
         ),
+        ({"grpc": {"workers": 0}}, "grpc.workers: must be >= 1, not 0"),
+        (
+            {"grpc": {"workers": 2, "listen": "unix:/tmp/msq.sock"}},
+            "grpc.workers: 2 gateway processes need a fixed HOST:PORT, not 'unix:/tmp/msq.sock'",
+        ),
+        (
+            {"grpc": {"workers": 3, "listen": "127.0.0.1:0"}},
+            "grpc.workers: 3 gateway processes need a fixed HOST:PORT, not '127.0.0.1:0'",
+        ),
+        ({"broker": {"transport": "udp"}}, "broker.transport: must be ipc or tcp, not 'udp'"),
         ({"grpc": {"max_message_mb": 600}}, "grpc.max_message_mb: must be 1 to 512, not 600"),
         ({"rest": {"workers": "2"}}, "rest.workers: must be an integer, not '2'"),
         ({"grpc": {"enabled": 1}}, "grpc.enabled: must be true or false, not 1"),

@@ -25,6 +25,11 @@ def test_defaults() -> None:
     assert settings().max_message_bytes == 100 * 1024 * 1024
 
 
+def test_several_workers_share_the_port() -> None:
+    assert settings("--grpc-workers", "2", "--listen", "127.0.0.1:7000").reuse_port is True
+    assert settings("--grpc-workers", "1", "--listen", "unix:/tmp/msq.sock").reuse_port is False
+
+
 def test_tls_options(tmp_path: Path) -> None:
     cert, key, ca = (tmp_path / name for name in ("c.pem", "k.pem", "ca.pem"))
     for path in (cert, key, ca):
@@ -49,6 +54,15 @@ def test_tls_options(tmp_path: Path) -> None:
         (["--max-msg-mb", "0"], "1 to 512 MB"),
         (["--max-msg-mb", "513"], "1 to 512 MB"),
         (["--default-timeout", "0"], "must be positive"),
+        (["--grpc-workers", "0"], "argument --grpc-workers: must be at least 1, not 0"),
+        (
+            ["--grpc-workers", "2", "--listen", "unix:/tmp/msq.sock"],
+            "2 gateway processes need a fixed HOST:PORT, not 'unix:/tmp/msq.sock'",
+        ),
+        (
+            ["--grpc-workers", "2", "--listen", "127.0.0.1:0"],
+            "2 gateway processes need a fixed HOST:PORT, not '127.0.0.1:0'",
+        ),
     ],
 )
 def test_bad_options_exit_with_a_clear_message(
