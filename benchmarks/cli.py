@@ -20,6 +20,7 @@ from pathlib import Path
 
 from msq.benchmarks import report
 from msq.benchmarks.clients import PATHS
+from msq.benchmarks.hops import evaluate_hops
 from msq.benchmarks.runner import Options, Runner, RunSpec
 from msq.benchmarks.scenarios import SCENARIOS
 from msq.benchmarks.systems import SYSTEM_PATHS
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(options)
     asyncio.run(runner.run(plan))
     targets = evaluate(runner.runs, runner.memory)
+    hops = evaluate_hops(runner.runs)
     document = {
         "meta": {
             "command": ["msq-bench", *(sys.argv[1:] if argv is None else argv)],
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": runner.skipped,
         "failures": runner.failures,
         "targets": targets,
+        "hops": hops,
     }
     report.write_json(args.out / "results.json", document)
     print(report.runs_table(runner.runs))
@@ -184,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + report.memory_table(runner.memory))
     if args.plan != "sweep":
         print("\n" + report.targets_table(targets))
+    if hops:
+        print("\nT7, cost per hop (CPU per request and per instance):\n" + report.hops_table(hops))
     for message in runner.skipped:
         print(f"skipped: {message}")
     for message in runner.failures:

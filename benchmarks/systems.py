@@ -64,6 +64,10 @@ class System:
             sizes.update(server.rss_mb())
         return sizes
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds used so far by each server process (with its children), by name."""
+        return {server.name: server.cpu_s() for server in self.servers}
+
     def stop(self) -> None:
         procs.stop(self.servers)
 
