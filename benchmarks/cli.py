@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.out / "logs",
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    started = time.time()
+    started, load_at_start = time.time(), os.getloadavg()
     print(f"msq-bench: {len(plan)} runs into {args.out}", file=sys.stderr)
     runner = Runner(options)
     asyncio.run(runner.run(plan))
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "elapsed_s": round(time.time() - started, 1),
             "machine": report.machine(),
+            # 1/5/15-minute load averages before the first server started and after the
+            # last run: how busy the machine was
+            "load_average": {"start": load_at_start, "end": os.getloadavg()},
             "duration_s": args.duration,
             "warmup_s": args.warmup,
         },

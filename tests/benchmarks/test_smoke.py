@@ -77,6 +77,8 @@ def test_meta_targets_and_plot(results: tuple[dict[str, Any], Path]) -> None:
     document, out = results
     assert document["meta"]["machine"]["cpus"] >= 1
     assert document["meta"]["command"][0] == "msq-bench"
+    assert set(document["meta"]["load_average"]) == {"start", "end"}
+    assert len(document["meta"]["load_average"]["end"]) == 3
     targets = {row["id"]: row for row in document["targets"]}
     assert {"T1a", "T1b", "T2a", "T2b", "T2b-grpc", "T3", "T4", "T5", "T6a", "T6b",
             "T6a-litserve", "T6b-litserve", "M-worker"} <= set(targets)  # fmt: skip
