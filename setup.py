@@ -70,6 +70,7 @@ setup(
         "tracing": ["opentelemetry-api>=1.25", "opentelemetry-sdk>=1.25"],
         "bench": ["tqdm>=4.66", "matplotlib>=3.8", "aiohttp>=3.9", "psutil>=5.9"],
         "ray": ["ray[serve]>=2.9"],
+        "litserve": ["litserve>=0.2.19"],
     },
     entry_points={
         "console_scripts": [

@@ -16,8 +16,8 @@ import falcon
 import falcon.asgi
 
 from msq.benchmarks.compute import DEFAULT_THREADS, Compute, load_compute
-from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, tensor_json
-from msq.proto.codec import from_wire, to_wire
+from msq.benchmarks.ms_rest import error_body, instance_values, reply_body
+from msq.gateways.rest.ms_json import MSRestError, parse_request
 
 SCENARIO_ENV = "MSQ_BENCH_SCENARIO"
 THREADS_ENV = "MSQ_BENCH_THREADS"
@@ -36,21 +36,14 @@ class PredictResource:
         try:
             instances = parse_request(await req.stream.read())
         except MSRestError as exc:
-            resp.data = dump_json({"error_msg": str(exc)})
+            resp.data = error_body(str(exc))
             return
-        values = [{name: from_wire(tensor) for name, tensor in i.items()} for i in instances]
         try:
-            outputs = self.compute(values)  # type: ignore[arg-type]
+            outputs = self.compute(instance_values(instances))
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            resp.data = dump_json({"error_msg": f"{type(exc).__name__}: {exc}"})
+            resp.data = error_body(f"{type(exc).__name__}: {exc}")
             return
-        document = {
-            "instances": [
-                {name: tensor_json(to_wire(value)) for name, value in output.items()}
-                for output in outputs
-            ]
-        }
-        resp.data = dump_json(document)
+        resp.data = reply_body(outputs)
 
 
 def create_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:

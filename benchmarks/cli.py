@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from msq.benchmarks import report
 from msq.benchmarks.clients import PATHS
+from msq.benchmarks.hops import evaluate_hops
 from msq.benchmarks.runner import Options, Runner, RunSpec
 from msq.benchmarks.scenarios import SCENARIOS
 from msq.benchmarks.systems import SYSTEM_PATHS
@@ -158,17 +160,21 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=args.out / "logs",
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    started = time.time()
+    started, load_at_start = time.time(), os.getloadavg()
     print(f"msq-bench: {len(plan)} runs into {args.out}", file=sys.stderr)
     runner = Runner(options)
     asyncio.run(runner.run(plan))
     targets = evaluate(runner.runs, runner.memory)
+    hops = evaluate_hops(runner.runs)
     document = {
         "meta": {
             "command": ["msq-bench", *(sys.argv[1:] if argv is None else argv)],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "elapsed_s": round(time.time() - started, 1),
             "machine": report.machine(),
+            # 1/5/15-minute load averages before the first server started and after the
+            # last run: how busy the machine was
+            "load_average": {"start": load_at_start, "end": os.getloadavg()},
             "duration_s": args.duration,
             "warmup_s": args.warmup,
         },
@@ -177,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": runner.skipped,
         "failures": runner.failures,
         "targets": targets,
+        "hops": hops,
     }
     report.write_json(args.out / "results.json", document)
     print(report.runs_table(runner.runs))
@@ -184,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + report.memory_table(runner.memory))
     if args.plan != "sweep":
         print("\n" + report.targets_table(targets))
+    if hops:
+        print("\nT7, cost per hop (CPU per request and per instance):\n" + report.hops_table(hops))
     for message in runner.skipped:
         print(f"skipped: {message}")
     for message in runner.failures:

@@ -1,4 +1,4 @@
-"""Start and stop the server processes a benchmark needs, and measure their memory.
+"""Start and stop the server processes a benchmark needs, and measure their memory and CPU.
 
 Every process runs in its own session (so a gunicorn master and its workers stop together),
 logs its output to a file, and is ready when a given line appears in that output.
@@ -48,21 +48,36 @@ class Server:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def rss_mb(self) -> dict[str, float]:
-        """Resident memory of the process and each of its children (gunicorn workers), MB."""
+    def processes(self) -> list[psutil.Process]:
+        """The process and its live descendants (gunicorn workers); none once it exited."""
         try:
             root = psutil.Process(self.popen.pid)
-            processes = [root, *root.children(recursive=True)]
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return {}
+            return []
+
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory of the process and each of its children (gunicorn workers), MB."""
         sizes: dict[str, float] = {}
-        for index, process in enumerate(processes):
+        for index, process in enumerate(self.processes()):
             label = self.name if index == 0 else f"{self.name}/child{index}"
             try:
                 sizes[label] = round(process.memory_info().rss / 2**20, 1)
             except psutil.NoSuchProcess:
                 continue
         return sizes
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, from /proc/PID/stat) the kernel accounted so far to the
+        process and its live descendants (gunicorn workers)."""
+        total = 0.0
+        for process in self.processes():
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
 
 def _follow(server: Server, marker: str | None, times: int) -> None:
@@ -125,17 +140,10 @@ def wait_ready(servers: Sequence[Server], timeout_s: float = READY_TIMEOUT_S) ->
         time.sleep(0.05)
 
 
-def _descendants(server: Server) -> list[psutil.Process]:
-    try:
-        return list(psutil.Process(server.popen.pid).children(recursive=True))
-    except psutil.NoSuchProcess:
-        return []
-
-
 def stop(servers: Sequence[Server], grace_s: float = 5.0) -> None:
     """Terminate each server's process group and every descendant (Ray starts its actors in
     sessions of their own), then kill what is left after `grace_s`."""
-    descendants = [child for server in servers for child in _descendants(server)]
+    descendants = [child for server in servers for child in server.processes()[1:]]
     for server in servers:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.popen.pid, signal.SIGTERM)

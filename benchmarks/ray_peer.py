@@ -9,12 +9,10 @@ Prints "ray-peer ready" on stderr once serving; SIGTERM shuts Ray down.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
 import threading
-from typing import Any
 
 import numpy as np
 import ray
@@ -22,15 +20,13 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
 
-from msq.benchmarks.compute import DEFAULT_THREADS, load_compute
+from msq.benchmarks.compute import load_compute
+from msq.benchmarks.ms_rest import error_body, instance_values, reply_body
+from msq.benchmarks.peers import BATCH_WAIT_S, MAX_BATCH_SIZE, parse_args, ready_line
 from msq.benchmarks.scenarios import InstanceValues
-from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, tensor_json
-from msq.proto.codec import from_wire, to_wire
+from msq.gateways.rest.ms_json import MSRestError, parse_request
 
-READY_LINE = "ray-peer ready"
-#: Batching like msq's default: up to 64 instances, waiting at most 2 ms for more.
-MAX_BATCH_SIZE = 64
-BATCH_WAIT_S = 0.002
+READY_LINE = ready_line("ray")
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=1024)
@@ -51,24 +47,14 @@ class ScenarioModel:
         try:
             instances = parse_request(await request.body())
         except MSRestError as exc:
-            return Response(dump_json({"error_msg": str(exc)}), media_type="application/json")
-        values: list[Any] = [{k: from_wire(t) for k, t in i.items()} for i in instances]
+            return Response(error_body(str(exc)), media_type="application/json")
+        values = instance_values(instances)
         outputs = await asyncio.gather(*(self.run(value) for value in values))
-        document = {
-            "instances": [
-                {name: tensor_json(to_wire(value)) for name, value in output.items()}
-                for output in outputs
-            ]
-        }
-        return Response(dump_json(document), media_type="application/json")
+        return Response(reply_body(outputs), media_type="application/json")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__.splitlines()[0], argv)
     ray.init(include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": args.port})
     app = ScenarioModel.bind(args.scenario, args.threads)  # type: ignore[attr-defined]

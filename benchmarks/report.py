@@ -14,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from msq.benchmarks.hops import HOPS
+
 RUN_COLUMNS = (
     ("scenario", "{}"),
     ("system", "{}"),
@@ -65,13 +67,39 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
 
 def targets_table(targets: list[dict[str, Any]]) -> str:
     """Each target: its ratio, goal and verdict."""
-    verdicts = {True: "met", False: "MISSED", None: "n/a"}
+    verdicts: dict[bool | None, str] = {True: "met", False: "MISSED", None: "n/a"}
     rows = [
         [t["id"], "-" if t["ratio"] is None else f"{t['ratio']:.3f}", t["goal"],
-         verdicts[t["met"]], t["detail"]]
+         _verdict(t, verdicts), t["detail"]]
         for t in targets
     ]  # fmt: skip
     return _format_table(["target", "ratio", "goal", "verdict", "measured"], rows)
+
+
+def _verdict(target: dict[str, Any], words: dict[bool | None, str]) -> str:
+    """The verdict of a target row; a ratio without a goal is only reported."""
+    if target["met"] is None and target["ratio"] is not None:
+        return "reported"
+    return words[target["met"]]
+
+
+def _hop_rows(hops: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for hop in hops:
+        run = [hop["scenario"], hop["path"], str(hop["concurrency"]), str(hop["batch"])]
+        for per in ("request", "instance"):
+            costs = hop[f"per_{per}_us"]
+            cells = ["-" if costs[key] is None else f"{costs[key]:.1f}" for key in HOPS]
+            rows.append([*run, per, *cells])
+    return rows
+
+
+HOP_HEADER = ("scenario", "path", "c", "batch", "µs CPU per", *HOPS.values())
+
+
+def hops_table(hops: list[dict[str, Any]]) -> str:
+    """T7: µs of CPU per request and per instance in each hop."""
+    return _format_table(HOP_HEADER, _hop_rows(hops))
 
 
 def memory_table(memory: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -141,7 +169,8 @@ def plot_scenario(scenario: str, runs: list[dict[str, Any]], out_dir: Path) -> P
 
 
 def markdown(document: dict[str, Any]) -> str:
-    """The runs, targets and memory of a results document as Markdown tables."""
+    """The runs, targets, T7 (when measured) and memory of a results document as Markdown
+    tables."""
 
     def table(header: Sequence[str], rows: list[list[str]]) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -151,11 +180,13 @@ def markdown(document: dict[str, Any]) -> str:
     header = ["scenario", "system", "path", "c", "batch", "req/s", "inst/s", "MB/s",
               *(f"{key} ms" for key in LATENCY_COLUMNS), "job", "errors"]  # fmt: skip
     parts = [table(header, [_row(run) for run in document["runs"]])]
-    verdicts = {True: "met", False: "**missed**", None: "not measured"}
+    verdicts: dict[bool | None, str] = {True: "met", False: "**missed**", None: "not measured"}
     rows = [[t["id"], t["description"], t["goal"],
-             "-" if t["ratio"] is None else f"{t['ratio']:.2f}", verdicts[t["met"]], t["detail"]]
+             "-" if t["ratio"] is None else f"{t['ratio']:.2f}", _verdict(t, verdicts), t["detail"]]
             for t in document["targets"]]  # fmt: skip
     parts.append(table(["target", "what", "goal", "ratio", "verdict", "measured"], rows))
+    if document.get("hops"):
+        parts.append(table(HOP_HEADER, _hop_rows(document["hops"])))
     memory = document["memory"]
     rows = [[scenario, system, label, f"{rss:.0f}"]
             for scenario, systems in memory.items()

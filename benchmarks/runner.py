@@ -76,7 +76,8 @@ def _route(stats: dict[str, Any] | None, scenario: Scenario) -> dict[str, Any]:
 
 
 def batching_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
-    """The broker's batching over a run, from its route statistics before and after."""
+    """The broker's batching over a run, from its route statistics before and after
+    (`compute_ms_sum`: the worker's time in the method's execution, all jobs together)."""
     sizes_after = after.get("job_sizes", {})
     sizes_before = before.get("job_sizes", {})
     jobs = {int(n): c - sizes_before.get(n, 0) for n, c in sizes_after.items()}
@@ -95,7 +96,13 @@ def batching_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
         else 0.0,
         "queue_delay_ms_mean": round(delay_sum / delays, 4) if delays else 0.0,
         "compute_ms_mean": round(compute_sum / computes, 4) if computes else 0.0,
+        "compute_ms_sum": round(compute_sum, 3),
     }
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process used between two readings of `System.cpu_s`."""
+    return {name: round(after[name] - before.get(name, 0.0), 4) for name in after}
 
 
 async def _broker_stats(system: System) -> dict[str, Any] | None:
@@ -181,12 +188,16 @@ class Runner:
             if options.warmup_s > 0:
                 await run_load(client.call, warmup)
             before = _route(await _broker_stats(system), scenario)
+            cpu_before = system.cpu_s()
             result = (await run_load(client.call, load, progress=bar.update)).as_dict()
+            cpu_after = system.cpu_s()
         finally:
             bar.close()
             await client.close()
         after = _route(await _broker_stats(system), scenario)
-        extra = {"batching": batching_summary(before, after)} if after else {}
+        extra: dict[str, Any] = {"batching": batching_summary(before, after)} if after else {}
+        if system.name.startswith("msq"):
+            extra["cpu_s"] = cpu_used(cpu_before, cpu_after)
         self._record(spec, result, **extra)
         sizes = self.memory.setdefault(spec.scenario, {}).setdefault(system.name, {})
         for label, rss in system.memory().items():

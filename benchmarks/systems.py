@@ -4,11 +4,13 @@
 - `msq-nobatch`: the same with the worker's batching off (`--max-batch-size 1`);
 - `bare-grpc`: the gRPC floor (`msq.benchmarks.bare_grpc`);
 - `bare-rest`: the REST floor (`msq.benchmarks.bare_rest` under the same gunicorn settings);
-- `ray`: Ray Serve with `@serve.batch` (`msq.benchmarks.ray_peer`), when ray is installed.
+- `ray`: Ray Serve with `@serve.batch` (`msq.benchmarks.ray_peer`), when ray is installed;
+- `litserve`: LitServe with its batching (`msq.benchmarks.litserve_peer`), when installed.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -19,6 +21,7 @@ from typing import Any
 
 from msq.benchmarks import procs
 from msq.benchmarks.clients import Endpoints
+from msq.benchmarks.peers import ready_line
 from msq.benchmarks.scenarios import Scenario
 
 #: Gunicorn worker processes of the REST servers (msq's gateway and the bare app alike).
@@ -37,6 +40,7 @@ SYSTEM_PATHS: dict[str, tuple[str, ...]] = {
     "bare-grpc": ("ms-grpc",),
     "bare-rest": ("ms-rest",),
     "ray": ("ms-rest",),
+    "litserve": ("ms-rest",),
     "direct": ("inproc",),
 }
 
@@ -59,6 +63,10 @@ class System:
         for server in self.servers:
             sizes.update(server.rss_mb())
         return sizes
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds used so far by each server process (with its children), by name."""
+        return {server.name: server.cpu_s() for server in self.servers}
 
     def stop(self) -> None:
         procs.stop(self.servers)
@@ -172,14 +180,23 @@ def start_bare_rest(scenario: Scenario, log_dir: Path) -> System:
     return _started("bare-rest", Endpoints(rest=f"http://127.0.0.1:{port}"), [server])
 
 
-def start_ray(scenario: Scenario, log_dir: Path) -> System:
-    """Ray Serve with `@serve.batch` running the scenario; `SystemUnavailableError` without ray."""
-    if importlib.util.find_spec("ray") is None:
-        raise SystemUnavailableError('ray is not installed (pip install "ray[serve]")')
+#: The peers: system name -> (the package it needs, how to install it).
+PEERS = {
+    "ray": ("ray", 'pip install "ray[serve]"'),
+    "litserve": ("litserve", 'pip install "msq[litserve]"'),
+}
+
+
+def start_peer(name: str, scenario: Scenario, log_dir: Path) -> System:
+    """A peer (`msq.benchmarks.<name>_peer`) running the scenario; `SystemUnavailableError`
+    when its framework is not installed."""
+    package, install = PEERS[name]
+    if importlib.util.find_spec(package) is None:
+        raise SystemUnavailableError(f"{package} is not installed ({install})")
     port = procs.free_port()
-    argv = [sys.executable, "-m", "msq.benchmarks.ray_peer", "--scenario", scenario.name]
-    server = procs.start("ray", [*argv, "--port", str(port)], log_dir, ready_line="ray-peer ready")
-    return _started("ray", Endpoints(rest=f"http://127.0.0.1:{port}"), [server])
+    argv = [sys.executable, "-m", f"msq.benchmarks.{name}_peer", "--scenario", scenario.name]
+    server = procs.start(name, [*argv, "--port", str(port)], log_dir, ready_line=ready_line(name))
+    return _started(name, Endpoints(rest=f"http://127.0.0.1:{port}"), [server])
 
 
 STARTERS: dict[str, Any] = {
@@ -187,7 +204,7 @@ STARTERS: dict[str, Any] = {
     "msq-nobatch": lambda scenario, log_dir: start_msq(scenario, log_dir, batching=False),
     "bare-grpc": start_bare_grpc,
     "bare-rest": start_bare_rest,
-    "ray": start_ray,
+    **{name: functools.partial(start_peer, name) for name in PEERS},
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from msq.benchmarks.cli import build_plan, parse_args
+from msq.benchmarks.report import targets_table
 from msq.benchmarks.runner import RunSpec, batching_summary
 from msq.benchmarks.targets import RATIO_TARGETS, evaluate, target_plan
 
@@ -46,6 +47,7 @@ def test_evaluate_ratios_and_verdicts() -> None:
     assert rows["T1b"]["met"] is True
     assert rows["T2b"]["ratio"] == 1.0  # needs 5x batching gain: missed
     assert rows["T2b"]["met"] is False
+    assert rows["T2b"]["detail"] == "requests_per_s: msq 1000 / msq-nobatch 1000"
     assert rows["M-worker"]["met"] is None
     assert rows["M-worker"]["detail"] == "not measured in this run"
 
@@ -78,6 +80,7 @@ def test_batching_summary_is_the_difference_over_a_run() -> None:
         "mean_job_size": 4.25,  # (2 + 16 + 16) / 8
         "queue_delay_ms_mean": 1.0,  # 30 ms over 30 instances
         "compute_ms_mean": 2.5,  # 20 ms over 8 jobs
+        "compute_ms_sum": 20.0,
     }
 
 
@@ -108,3 +111,36 @@ def test_target_plan_is_filtered_by_scenario() -> None:
         ("msq", "ms-grpc", 4),
         ("bare-grpc", "ms-grpc", 4),
     }
+
+
+def test_t2b_over_the_link_and_the_gateway_figure_reported() -> None:
+    runs = [_run(spec, 1000.0) for spec in target_plan()]
+    for run in runs:
+        if (run["scenario"], run["system"], run["concurrency"]) == ("mlp", "msq", 64):
+            run["requests_per_s"] = {"link": 6000.0, "ms-grpc": 2500.0}.get(run["path"], 1000.0)
+    rows = {row["id"]: row for row in evaluate(runs, {})}
+    assert (rows["T2b"]["ratio"], rows["T2b"]["goal"], rows["T2b"]["met"]) == (6.0, ">= 5", True)
+    grpc = rows["T2b-grpc"]
+    assert (grpc["ratio"], grpc["goal"], grpc["met"]) == (2.5, "-", None)
+    table = targets_table(list(rows.values())).splitlines()
+    assert next(line for line in table if line.lstrip().startswith("T2b-grpc")).split()[:4] == [
+        "T2b-grpc", "2.500", "-", "reported",
+    ]  # fmt: skip
+
+
+def test_issue_13_goals_and_t6_against_both_peers() -> None:
+    rows = {row["id"]: row for row in evaluate([], {})}
+    assert rows["T1b"]["goal"] == "<= 1.3"
+    assert rows["T3"]["goal"] == ">= 0.8"
+    for peer, suffix in (("ray", ""), ("litserve", "-litserve")):
+        assert rows[f"T6a{suffix}"]["goal"] == ">= 3"
+        assert rows[f"T6b{suffix}"]["goal"] == "<= 0.5"
+        assert RunSpec("mlp", peer, "ms-rest", 64) in target_plan()
+    runs = [_run(spec, 1000.0, p99=10.0) for spec in target_plan()]
+    for run in runs:
+        if run["system"] == "litserve":
+            run["requests_per_s"], run["latency_ms"]["p99"] = 250.0, 40.0
+    rows = {row["id"]: row for row in evaluate(runs, {})}
+    assert (rows["T6a-litserve"]["ratio"], rows["T6a-litserve"]["met"]) == (4.0, True)
+    assert (rows["T6b-litserve"]["ratio"], rows["T6b-litserve"]["met"]) == (0.25, True)
+    assert (rows["T6a"]["ratio"], rows["T6a"]["met"]) == (1.0, False)
