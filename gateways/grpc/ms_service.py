@@ -8,7 +8,8 @@ failed ones). A malformed instance fails alone; the others still run. The one de
 with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
 expect. The deadline is the call's gRPC deadline, else the gateway's default; the request id
 its `x-request-id` metadata (`msq.gateways.grpc.request_context`). Requests are
-decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
+decoded by `msq.gateways.grpc.wire` (large tensors are not copied), their good instances
+stacked into columns and their answers split back by `msq.gateways.core.instances`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import grpc
 from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import error_status
+from msq.gateways.core.instances import infer_instances
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.grpc.decoding import unary_method
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
@@ -28,7 +30,7 @@ from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import CodecError
 from msq.proto.deadline import DeadlineSource
 from msq.proto.errors import ErrorKind, Failure, MSErrorCode
-from msq.proto.messages import Instance, InstanceOutcome, Reply
+from msq.proto.messages import Instance, InstanceOutcome
 from msq.proto.ms_tensors import fill_ms_tensor, wire_tensor
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["MSService"]
@@ -47,27 +49,6 @@ def decode_instance(items: dict[str, RawTensor]) -> InstanceOutcome:
         except CodecError as exc:
             return Failure(ErrorKind.INVALID_INPUT, f"input {name}: {exc}")
     return tensors
-
-
-def merge_outcomes(
-    decoded: Sequence[InstanceOutcome], reply: Reply | None
-) -> list[InstanceOutcome]:
-    """Every instance's outcome: its decoding failure, else the broker's answer, in order."""
-    answers = iter(() if reply is None else reply.outcomes)
-    outcomes: list[InstanceOutcome] = []
-    for outcome in decoded:
-        if isinstance(outcome, Failure):
-            outcomes.append(outcome)
-        elif reply is not None and reply.error is not None:
-            outcomes.append(reply.error)
-        else:
-            answer = next(answers, None)
-            outcomes.append(
-                answer
-                if answer is not None
-                else Failure(ErrorKind.INTERNAL, "the broker returned too few outcomes")
-            )
-    return outcomes
 
 
 def _add_error(reply: pb.PredictReply, code: int, message: str) -> None:
@@ -135,19 +116,15 @@ class MSService:
             self._default_timeout_s, grpc_remaining_s=context.time_remaining()
         )
         raw_instances = request.instances or request.legacy_instances
-        decoded = [decode_instance(instance) for instance in raw_instances]
-        valid = [outcome for outcome in decoded if not isinstance(outcome, Failure)]
-        answer = None
-        if valid:
-            answer = await self._link.infer(
-                request.name,
-                request.method_name,
-                valid,
-                version=request.version_number,
-                deadline=deadline,
-                rid=rid,
-            )
-        outcomes = merge_outcomes(decoded, answer)
+        outcomes = await infer_instances(
+            self._link,
+            request.name,
+            request.method_name,
+            [decode_instance(instance) for instance in raw_instances],
+            version=request.version_number,
+            deadline=deadline,
+            rid=rid,
+        )
         timeout = timeout_of_all(outcomes)
         if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)

@@ -1,4 +1,4 @@
-"""MindSpore Serving's REST JSON codec: request body -> instances, broker reply -> JSON.
+"""MindSpore Serving's REST JSON codec: request body -> instances, their outcomes -> JSON.
 
 Pure functions, no I/O. The rules and the error wording follow MindSpore Serving 1.x/2.0
 (`master/restful/http_process.cc`) so that existing callers and their log greps keep working:
@@ -24,7 +24,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ import numpy as np
 from msq.gateways.rest import json_numbers
 from msq.proto.codec import BYTES, STRING, CodecError, WireTensor, from_wire, to_wire
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Instance, Reply
+from msq.proto.messages import Instance, InstanceOutcome
 
 #: The `type` names a b64 object may carry, and the msq dtype each means.
 B64_TYPES: dict[str, str] = {
@@ -317,38 +317,30 @@ def _walk(value: list[Any], shape: tuple[int, ...]) -> Iterator[tuple[int, objec
             stack.extend((depth + 1, child) for child in reversed(node))
 
 
-def reply_document(reply: Reply, count: int) -> tuple[dict[str, Any], Failure | None]:
-    """The JSON document answering a request of `count` instances, and the failure of the
-    whole request if there is one.
+def reply_document(outcomes: Sequence[InstanceOutcome]) -> tuple[dict[str, Any], Failure | None]:
+    """The JSON document answering a request whose instances had these outcomes, and the
+    failure of the whole request if there is one.
 
     As in MindSpore Serving, a request whose instances all failed with the same error (a single
     instance included) is answered as a whole-request failure.
     """
-    failure = reply.error or _common_failure(reply)
+    failure = _common_failure(outcomes)
     if failure is not None:
         return {"error_msg": failure.message}, failure
-    if len(reply.outcomes) != count:
-        problem = f"reply size:{len(reply.outcomes)} is not matched request size:{count}"
-        return _unanswerable(problem)
     try:
         instances = [
             {"error_msg": outcome.message}
             if isinstance(outcome, Failure)
             else {name: tensor_json(tensor) for name, tensor in outcome.items()}
-            for outcome in reply.outcomes
+            for outcome in outcomes
         ]
     except CodecError as exc:
-        return _unanswerable(str(exc))
+        failure = Failure(ErrorKind.INTERNAL, f"Failed to construct the response: {exc}")
+        return {"error_msg": failure.message}, failure
     return {"instances": instances}, None
 
 
-def _unanswerable(problem: str) -> tuple[dict[str, Any], Failure]:
-    failure = Failure(ErrorKind.INTERNAL, f"Failed to construct the response: {problem}")
-    return {"error_msg": failure.message}, failure
-
-
-def _common_failure(reply: Reply) -> Failure | None:
-    outcomes = reply.outcomes
+def _common_failure(outcomes: Sequence[InstanceOutcome]) -> Failure | None:
     first = outcomes[0] if outcomes else None
     if not isinstance(first, Failure):
         return None

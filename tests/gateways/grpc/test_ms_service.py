@@ -9,14 +9,13 @@ from msq.gateways.grpc.ms_service import (
     NO_INSTANCES,
     decode_instance,
     fill_reply,
-    merge_outcomes,
     timeout_of_all,
 )
 from msq.gateways.grpc.wire import RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import WireTensor, to_wire
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import InstanceOutcome, Reply
+from msq.proto.messages import InstanceOutcome
 
 BAD = Failure(ErrorKind.INVALID_INPUT, "input x: bad")
 MISSING = Failure(ErrorKind.INVALID_INPUT, "Cannot find input x in instance input")
@@ -86,17 +85,6 @@ def test_shared_memory_tensors_are_refused() -> None:
     assert decoded == Failure(
         ErrorKind.INVALID_INPUT, "input x: shared-memory tensors are not supported"
     )
-
-
-def test_merge_keeps_local_failures_in_place() -> None:
-    first, third = {"y": to_wire(np.int8(1))}, {"y": to_wire(np.int8(3))}
-    reply = Reply(1, 1, [first, third])
-    assert merge_outcomes([{}, BAD, {}], reply) == [first, BAD, third]
-    assert merge_outcomes([BAD, BAD], None) == [BAD, BAD]
-    assert merge_outcomes([{}, BAD], Reply(1, error=GONE)) == [GONE, BAD]
-    short = merge_outcomes([{}, {}], Reply(1, 1, [first]))
-    assert short[0] == first
-    assert isinstance(short[1], Failure) and short[1].kind is ErrorKind.INTERNAL
 
 
 def reply_of(outcomes: list[InstanceOutcome]) -> pb.PredictReply:
