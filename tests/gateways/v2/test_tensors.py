@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from msq.gateways.core.errors import GatewayError
+from msq.gateways.v2.datatypes import DTYPE_TO_V2
 from msq.gateways.v2.models import V2Model
 from msq.gateways.v2.tensors import (
     V2Tensor,
@@ -17,7 +20,7 @@ from msq.gateways.v2.tensors import (
     unpack_bytes,
 )
 from msq.proto.codec import WireTensor, from_wire, to_wire
-from msq.proto.columns import Outcomes, split
+from msq.proto.columns import Outcomes, split, take_rows
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import BatchPolicy, Columns, MethodSignature, TensorSpec
 
@@ -242,3 +245,73 @@ def test_requested_outputs_are_checked() -> None:
     with pytest.raises(GatewayError) as info:
         check_outputs(ADD, ["y", "z"])
     assert info.value.message == "unexpected inference output 'z' for model 'add.add_common'"
+
+
+# --- the columnar conversion answers as the per-instance one ---------------------------------
+
+V2_DTYPES = ("float32", "float16", "int8", "uint64", "bool")
+
+
+def batching_model(dtype: str, row_shape: tuple[int, ...]) -> V2Model:
+    inputs, outputs = (TensorSpec("x", dtype, row_shape),), (TensorSpec("y", dtype, row_shape),)
+    return V2Model(
+        "m", 1, (1,), MethodSignature("m", inputs, outputs, BatchPolicy(sizes=(1, 4))), 1
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(V2_DTYPES),
+    st.lists(st.integers(0, 3), max_size=2).map(tuple),
+    st.integers(1, 20),
+    st.sets(st.integers(0, 19)),
+    st.integers(1, 8),
+    st.integers(0, 2**32 - 1),
+)
+def test_v2_columns_answer_as_instances_did(
+    dtype: str,
+    row_shape: tuple[int, ...],
+    count: int,
+    failing: set[int],
+    job_size: int,
+    seed: int,
+) -> None:
+    batch = np.random.default_rng(seed).integers(0, 100, (count, *row_shape)).astype(dtype)
+    data = memoryview(batch.tobytes())
+    model = batching_model(dtype, row_shape)
+    (columns,) = to_columns(model, [V2Tensor("x", DTYPE_TO_V2[dtype], batch.shape, data)])
+    assert columns.tensors["x"].data is data  # the request's buffer, not a copy
+    rows = split([columns])
+    assert len(rows) == count
+    for row, instance in zip(batch, rows, strict=True):
+        np.testing.assert_array_equal(from_wire(instance["x"]), row)
+    failing &= set(range(count))
+
+    def run(start: int, stop: int) -> Outcomes:  # a stand-in model echoing x as y
+        return Outcomes.of(
+            [
+                Failure(ErrorKind.MODEL_ERROR, f"boom {start + i}")
+                if start + i in failing
+                else {"y": instance["x"]}
+                for i, instance in enumerate(split(take_rows([columns], start, stop)))
+            ]
+        )
+
+    answer = Outcomes.join(run(start, start + job_size) for start in range(0, count, job_size))
+    if failing:
+        first = min(failing)
+        with pytest.raises(GatewayError) as info:
+            to_outputs(model, answer)
+        prefix = f"instance {first}: " if count > 1 else ""
+        assert (info.value.kind, info.value.message) == (
+            ErrorKind.MODEL_ERROR,
+            f"{prefix}boom {first}",
+        )
+        return
+    (y,) = to_outputs(model, answer)
+    assert (y.name, y.datatype, y.shape, bytes(y.data)) == (
+        "y",
+        DTYPE_TO_V2[dtype],
+        batch.shape,
+        batch.tobytes(),
+    )
