@@ -180,7 +180,7 @@ class Outcomes(NamedTuple):
 
     columns: list[Columns]
     failures: list[RowFailure]
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, on purpose
 
     @classmethod
     def of(cls, outcomes: Sequence[InstanceOutcome]) -> Outcomes:
