@@ -160,13 +160,14 @@ def split(parts: Iterable[Columns]) -> list[Instance]:
     for part in parts:
         rows = [dict[str, WireTensor]() for _ in range(part.count)]
         for name, tensor in part.tensors.items():
+            dtype, shape = tensor.dtype, tensor.shape[1:]
             if part.count == 1:
-                rows[0][name] = WireTensor(tensor.dtype, tensor.shape[1:], tensor.data)
+                rows[0][name] = WireTensor(dtype, shape, tensor.data)
                 continue
+            view = _bytes_view(tensor.data)
+            size = len(view) // part.count
             for row, instance in enumerate(rows):
-                instance[name] = _slice_tensor(tensor, part.count, row, row + 1)._replace(
-                    shape=tensor.shape[1:]
-                )
+                instance[name] = WireTensor(dtype, shape, view[row * size : (row + 1) * size])
         instances.extend(rows)
     return instances
 
