@@ -72,6 +72,20 @@ def _layout(instance: Instance) -> tuple[tuple[str, str, tuple[int, ...]], ...] 
     return tuple(layout)
 
 
+def _same_layout(instance: Instance, stacked: Instance) -> bool:
+    """Whether `instance` stacks with `stacked`, an instance of a stackable layout (the
+    same names, dtypes, shapes and byte sizes: cheaper than comparing their `_layout`)."""
+    if instance.keys() != stacked.keys():
+        return False
+    for name, tensor in instance.items():
+        other = stacked[name]
+        if tensor.dtype != other.dtype or tensor.shape != other.shape:
+            return False
+        if tensor.nbytes != other.nbytes:
+            return False
+    return True
+
+
 def _one_row(instance: Instance) -> Columns:
     """An instance as columns of one row: the same buffers, shapes with a leading 1."""
     return Columns(
@@ -104,17 +118,17 @@ def stack(instances: Sequence[Instance]) -> list[Columns]:
     STRING or BYTES value, or whose bytes do not match its shape, travels alone (as views)."""
     parts: list[Columns] = []
     group: list[Instance] = []
-    group_layout: object = None
     for instance in instances:
-        layout = _layout(instance)
-        if group and (layout is None or layout != group_layout):
+        if group and _same_layout(instance, group[0]):
+            group.append(instance)
+            continue
+        if group:
             parts.append(_stacked(group))
             group = []
-        group.append(instance)
-        group_layout = layout
-        if layout is None:
+        if _layout(instance) is None:
             parts.append(_one_row(instance))
-            group = []
+        else:
+            group.append(instance)
     if group:
         parts.append(_stacked(group))
     return parts
