@@ -103,11 +103,7 @@ def _stacked(group: Sequence[Instance]) -> Columns:
         return _one_row(group[0])
     tensors = {}
     for name, first in group[0].items():
-        row_bytes = first.nbytes
-        column = bytearray(row_bytes * len(group))
-        target = memoryview(column)
-        for row, instance in enumerate(group):
-            target[row * row_bytes : (row + 1) * row_bytes] = _bytes_view(instance[name].data)
+        column = b"".join([instance[name].data for instance in group])  # sized, then filled
         tensors[name] = WireTensor(first.dtype, (len(group), *first.shape), column)
     return Columns(len(group), tensors)
 
@@ -249,6 +245,8 @@ class Outcomes(NamedTuple):
 
     def rows(self) -> list[InstanceOutcome]:
         """Every instance's outcome in order: its outputs, or its failure."""
+        if not self.failures:
+            return list[InstanceOutcome](split(self.columns))
         outputs = iter(split(self.columns))
         failed = {failure.row: failure.failure for failure in self.failures}
         return [failed[row] if row in failed else next(outputs) for row in range(self.count)]
