@@ -45,9 +45,12 @@ def merge_outcomes(
 ) -> list[InstanceOutcome]:
     """Every instance's outcome: its decoding failure, else its row of `reply` (the answer to
     the instances that decoded, as `BrokerLink.infer` checked it), in order."""
-    valid = sum(1 for outcome in decoded if not isinstance(outcome, Failure))
-    answers = iter(reply_rows(reply, valid) if reply is not None else ())
-    return [outcome if isinstance(outcome, Failure) else next(answers) for outcome in decoded]
+    failed = [outcome for outcome in decoded if isinstance(outcome, Failure)]
+    answers = [] if reply is None else reply_rows(reply, len(decoded) - len(failed))
+    if not failed:
+        return answers
+    rows = iter(answers)
+    return [outcome if isinstance(outcome, Failure) else next(rows) for outcome in decoded]
 
 
 def reply_rows(reply: Reply, count: int) -> list[InstanceOutcome]:
