@@ -116,7 +116,7 @@ class MSService:
             self._default_timeout_s, grpc_remaining_s=context.time_remaining()
         )
         raw_instances = request.instances or request.legacy_instances
-        outcomes = await infer_instances(
+        answer = await infer_instances(
             self._link,
             request.name,
             request.method_name,
@@ -125,6 +125,7 @@ class MSService:
             deadline=deadline,
             rid=rid,
         )
+        outcomes = answer.rows()
         timeout = timeout_of_all(outcomes)
         if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)

@@ -1,6 +1,7 @@
 """MindSpore Serving instances over the columnar link: a reply's rows merged with decoding
 failures, and the columnar path answering byte for byte as the per-instance one did, through
-both gateways' encoders (no sockets)."""
+the `PredictReply` encoder and against the REST answer written one instance at a time (no
+sockets)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msq.gateways.core.instances import merge_outcomes, reply_rows
+from msq.gateways.core.instances import merge_outcomes
 from msq.gateways.grpc.ms_service import fill_reply
-from msq.gateways.rest.ms_json import dump_json, reply_document
+from msq.gateways.rest.ms_json import dump_json, reply_document, tensor_json
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.columns import Outcomes, split, stack, take_rows
@@ -23,22 +24,27 @@ GONE = Failure(ErrorKind.NOT_FOUND, "servable is not available")
 
 def test_merge_keeps_local_failures_in_place() -> None:
     column = to_wire(np.array([1, 3], np.int8))
-    reply = Reply(1, 1, [Columns(2, {"y": column})])
-    first, bad, third = merge_outcomes([{}, BAD, {}], reply)
+    merged = merge_outcomes([{}, BAD, {}], Reply(1, 1, [Columns(2, {"y": column})]))
+    assert merged == Outcomes([Columns(2, {"y": column})], [RowFailure(1, BAD)], 3)
+    first, bad, third = merged.rows()
     assert bad == BAD
     assert [from_wire(o["y"]) for o in (first, third)] == [1, 3]  # type: ignore[index]
-    assert merge_outcomes([BAD, BAD], None) == [BAD, BAD]
-    assert merge_outcomes([{}, BAD, {}], Reply(1, error=GONE)) == [GONE, BAD, GONE]
+    assert merge_outcomes([BAD, BAD], None) == Outcomes(
+        [], [RowFailure(0, BAD), RowFailure(1, BAD)], 2
+    )
+    whole = merge_outcomes([{}, BAD, {}], Reply(1, error=GONE))
+    assert whole.rows() == [GONE, BAD, GONE]
 
 
-def test_reply_rows_put_failed_rows_in_place() -> None:
+def test_the_replys_failed_rows_are_numbered_over_the_whole_request() -> None:
     model_error = Failure(ErrorKind.MODEL_ERROR, "boom")
     column = to_wire(np.array([10, 30], np.int64))
     reply = Reply(1, 1, [Columns(2, {"y": column})], [RowFailure(1, model_error)])
-    first, failed, third = reply_rows(reply, 3)
-    assert failed == model_error
-    assert [int(from_wire(o["y"])) for o in (first, third)] == [10, 30]  # type: ignore[index, arg-type]
-    assert reply_rows(Reply(1, error=GONE), 2) == [GONE, GONE]
+    merged = merge_outcomes([BAD, {}, {}, {}], reply)
+    assert merged.failures == [RowFailure(0, BAD), RowFailure(2, model_error)]
+    assert merge_outcomes([{}, {}, {}], reply) == Outcomes(reply.columns, reply.failures, 3)
+    rows = merged.rows()
+    assert [int(from_wire(rows[row]["y"])) for row in (1, 3)] == [10, 30]  # type: ignore[index, arg-type]
 
 
 # --- the columnar path answers as the per-instance one --------------------------------------
@@ -91,9 +97,18 @@ def predict_reply(outcomes: list[InstanceOutcome]) -> bytes:
     return bytes(reply.SerializeToString())
 
 
-def rest_answer(outcomes: list[InstanceOutcome]) -> tuple[bytes, Failure | None]:
-    document, failure = reply_document(outcomes)
-    return dump_json(document), failure
+def rest_answer_per_instance(outcomes: list[InstanceOutcome]) -> tuple[bytes, Failure | None]:
+    """The MindSpore Serving REST answer as written one instance at a time (the reference)."""
+    failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
+    if len(failures) == len(outcomes) and len({f.message for f in failures}) == 1:
+        return dump_json({"error_msg": failures[0].message}), failures[0]
+    instances = [
+        {"error_msg": o.message}
+        if isinstance(o, Failure)
+        else {name: tensor_json(tensor) for name, tensor in o.items()}
+        for o in outcomes
+    ]
+    return dump_json({"instances": instances}), None
 
 
 @settings(max_examples=150, deadline=None)
@@ -120,5 +135,6 @@ def test_columns_answer_exactly_as_instances_did(
     assert answer.problem() is None
     reply = Reply(1, 1, answer.columns, answer.failures) if valid else None
     columnar = merge_outcomes(decoded, reply)
-    assert predict_reply(columnar) == predict_reply(per_instance)
-    assert rest_answer(columnar) == rest_answer(per_instance)
+    assert predict_reply(columnar.rows()) == predict_reply(per_instance)
+    document, failure = reply_document(columnar)
+    assert (dump_json(document), failure) == rest_answer_per_instance(per_instance)
