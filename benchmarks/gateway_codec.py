@@ -44,7 +44,7 @@ def reply_side(frames: list[memoryview], decoded: list[InstanceOutcome]) -> byte
     reply = decode(frames)
     assert isinstance(reply, Reply)
     message = pb.PredictReply()
-    fill_reply(message, merge_outcomes(decoded, reply).rows())
+    fill_reply(message, merge_outcomes(decoded, reply))
     return bytes(message.SerializeToString())
 
 

@@ -1,7 +1,6 @@
 """MindSpore Serving instances over the columnar link: a reply's rows merged with decoding
-failures, and the columnar path answering byte for byte as the per-instance one did, through
-the `PredictReply` encoder and against the REST answer written one instance at a time (no
-sockets)."""
+failures, and the columnar path answering byte for byte as the per-instance one did: both
+gateways' encoders against answers written one instance at a time (no sockets)."""
 
 from __future__ import annotations
 
@@ -9,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msq.gateways.core.errors import error_status
 from msq.gateways.core.instances import merge_outcomes
 from msq.gateways.grpc.ms_service import fill_reply
 from msq.gateways.rest.ms_json import dump_json, reply_document, tensor_json
@@ -17,6 +17,7 @@ from msq.proto.codec import from_wire, to_wire
 from msq.proto.columns import Outcomes, split, stack, take_rows
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Columns, Instance, InstanceOutcome, Reply, RowFailure
+from msq.proto.ms_tensors import fill_ms_tensor
 
 BAD = Failure(ErrorKind.INVALID_INPUT, "input x: bad")
 GONE = Failure(ErrorKind.NOT_FOUND, "servable is not available")
@@ -91,9 +92,24 @@ def run(rows: list[Instance], failing: set[int]) -> list[InstanceOutcome]:
     return outcomes
 
 
-def predict_reply(outcomes: list[InstanceOutcome]) -> bytes:
+def predict_reply_per_instance(outcomes: list[InstanceOutcome]) -> bytes:
+    """The `PredictReply` as written one instance at a time (the reference)."""
     reply = pb.PredictReply()
-    fill_reply(reply, outcomes)
+    failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
+    if len(failures) == len(outcomes) and len(set(failures)) == 1:
+        code = error_status(failures[0].kind).ms_code
+        reply.error_msg.add(error_code=code, error_msg=failures[0].message.encode())
+        return bytes(reply.SerializeToString())
+    for outcome in outcomes:
+        instance = reply.instances.add()
+        if isinstance(outcome, Failure):
+            code = error_status(outcome.kind).ms_code
+            reply.error_msg.add(error_code=code, error_msg=outcome.message.encode())
+            continue
+        if failures:
+            reply.error_msg.add(error_code=0, error_msg=b"")
+        for name, tensor in outcome.items():
+            fill_ms_tensor(tensor, instance.items[name])
     return bytes(reply.SerializeToString())
 
 
@@ -135,6 +151,8 @@ def test_columns_answer_exactly_as_instances_did(
     assert answer.problem() is None
     reply = Reply(1, 1, answer.columns, answer.failures) if valid else None
     columnar = merge_outcomes(decoded, reply)
-    assert predict_reply(columnar.rows()) == predict_reply(per_instance)
+    reply_message = pb.PredictReply()
+    fill_reply(reply_message, columnar)
+    assert reply_message.SerializeToString() == predict_reply_per_instance(per_instance)
     document, failure = reply_document(columnar)
     assert (dump_json(document), failure) == rest_answer_per_instance(per_instance)

@@ -14,6 +14,7 @@ from msq.gateways.grpc.ms_service import (
 from msq.gateways.grpc.wire import RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import WireTensor, to_wire
+from msq.proto.columns import Outcomes
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import InstanceOutcome
 
@@ -89,7 +90,7 @@ def test_shared_memory_tensors_are_refused() -> None:
 
 def reply_of(outcomes: list[InstanceOutcome]) -> pb.PredictReply:
     reply = pb.PredictReply()
-    fill_reply(reply, outcomes)
+    fill_reply(reply, Outcomes.of(outcomes))
     return reply
 
 
@@ -135,7 +136,7 @@ def test_different_failures_of_every_instance_stay_per_instance() -> None:
 
 def test_timeout_of_all() -> None:
     late = Failure(ErrorKind.TIMEOUT, "late")
-    assert timeout_of_all([late, Failure(ErrorKind.TIMEOUT, "later")]) == late
-    assert timeout_of_all([late, BAD]) is None
-    assert timeout_of_all([late, {}]) is None
-    assert timeout_of_all([]) is None
+    assert timeout_of_all(Outcomes.of([late, Failure(ErrorKind.TIMEOUT, "later")])) == late
+    assert timeout_of_all(Outcomes.of([late, BAD])) is None
+    assert timeout_of_all(Outcomes.of([late, {}])) is None
+    assert timeout_of_all(Outcomes.of([])) is None
