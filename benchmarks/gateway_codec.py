@@ -1,12 +1,12 @@
-"""The gateway's CPU per instance for MindSpore Serving `Predict`, in-process, without sockets.
+"""The gateways' CPU per instance for MindSpore Serving requests, in-process, without sockets.
 
-What the gRPC gateway does with a request besides grpc.aio and the sockets: parse the
-`PredictRequest`, decode its instances, stack them into columns and encode the broker `Request`
-(`request`); decode the broker's `Reply`, give each instance its outcome and write the
-`PredictReply` (`reply`). Each side runs for `--seconds` of process CPU time; the figures are
-µs of CPU per request and per instance.
+What a gateway does with a request besides its server (grpc.aio, Falcon) and the sockets:
+decode the request (`PredictRequest` for `ms-grpc`, the JSON body for `ms-rest`), stack its
+instances into columns and encode the broker `Request` (`request`); decode the broker's
+`Reply`, give each instance its outcome and write the answer (`reply`). Each side runs for
+`--seconds` of process CPU time; the figures are µs of CPU per request and per instance.
 
-    python -m msq.benchmarks.gateway_codec --scenario mlp --instances 32
+    python -m msq.benchmarks.gateway_codec --protocol ms-grpc --scenario mlp --instances 32
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from msq.benchmarks.payloads import ms_grpc_request
+from msq.benchmarks.payloads import ms_grpc_request, ms_rest_body
 from msq.benchmarks.scenarios import SCENARIOS
 from msq.gateways.core.instances import merge_outcomes
 from msq.gateways.grpc.ms_service import decode_instance, fill_reply
 from msq.gateways.grpc.wire import parse_predict_request
+from msq.gateways.rest.ms_json import dump_json, parse_request, reply_document
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import to_wire
 from msq.proto.columns import stack
@@ -30,7 +31,7 @@ from msq.proto.messages import InstanceOutcome, Reply, Request
 from msq.proto.wire import decode, encode
 
 
-def request_side(body: bytes) -> list[InstanceOutcome]:
+def grpc_request(body: bytes) -> list[InstanceOutcome]:
     """A `PredictRequest` to the frames of its broker `Request`; the decoded instances."""
     request = parse_predict_request(body)
     decoded = [decode_instance(instance) for instance in request.instances]
@@ -39,13 +40,28 @@ def request_side(body: bytes) -> list[InstanceOutcome]:
     return decoded
 
 
-def reply_side(frames: list[memoryview], decoded: list[InstanceOutcome]) -> bytes:
+def grpc_reply(frames: list[memoryview], decoded: list[InstanceOutcome]) -> bytes:
     """The broker's `Reply` frames to a serialized `PredictReply`."""
     reply = decode(frames)
     assert isinstance(reply, Reply)
     message = pb.PredictReply()
     fill_reply(message, merge_outcomes(decoded, reply))
     return bytes(message.SerializeToString())
+
+
+def rest_request(body: bytes) -> list[InstanceOutcome]:
+    """A `POST /model/...` body to the frames of its broker `Request`; the instances."""
+    instances = parse_request(body)
+    encode(Request(1, "servable", "method", stack(instances)))
+    return list[InstanceOutcome](instances)
+
+
+def rest_reply(frames: list[memoryview], decoded: list[InstanceOutcome]) -> bytes:
+    """The broker's `Reply` frames to the JSON answer."""
+    reply = decode(frames)
+    assert isinstance(reply, Reply)
+    document, _ = reply_document(merge_outcomes(decoded, reply))
+    return dump_json(document)
 
 
 def cpu_us(work: Callable[[], object], seconds: float) -> float:
@@ -60,19 +76,26 @@ def cpu_us(work: Callable[[], object], seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["mlp", "add"], default="mlp")
+    parser.add_argument("--protocol", choices=["ms-grpc", "ms-rest"], default="ms-grpc")
+    parser.add_argument("--scenario", choices=["mlp", "tiny"], default="mlp")
     parser.add_argument("--instances", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     scenario = SCENARIOS[args.scenario]
     rng = np.random.default_rng(0)
     instances = [scenario.make_instance(rng) for _ in range(args.instances)]
-    body = ms_grpc_request(scenario.servable, scenario.method, instances)
+    if args.protocol == "ms-grpc":
+        request_side, reply_side = grpc_request, grpc_reply
+        body = ms_grpc_request(scenario.servable, scenario.method, instances)
+    else:
+        request_side, reply_side = rest_request, rest_reply
+        body = ms_rest_body(instances)
     decoded = request_side(body)
     outputs = [{"y": to_wire(rng.standard_normal(10).astype(np.float32))} for _ in instances]
     frames = [memoryview(frame) for frame in encode(Reply(1, 1, stack(outputs)))]
     count = args.instances
-    print(f"{args.scenario}, {count} instances per request: µs of CPU per request (per instance)")
+    print(f"{args.protocol} {args.scenario}, {count} instances per request:")
+    print("  µs of CPU per request (per instance)")
     total = 0.0
     for side, work in (
         ("request", lambda: request_side(body)),
