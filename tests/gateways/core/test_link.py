@@ -1,7 +1,8 @@
 """The broker link against stand-in brokers on inproc ROUTERs: the deadline rule (the Request
 carries the time left, the link waits until the same deadline plus its grace, a deadline that
-has already passed is answered without sending anything), and failover (a lost or restarted
-broker's requests are sent again, once, and only the current attempt's reply counts)."""
+has already passed is answered without sending anything), columns sent as given and replies
+checked against their rows, and failover (a lost or restarted broker's requests are sent again,
+once, and only the current attempt's reply counts)."""
 
 from __future__ import annotations
 
