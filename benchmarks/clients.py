@@ -126,10 +126,10 @@ def _link_client(
         if timeout_s is None
         else BrokerLink(address, default_timeout_s=timeout_s)
     )
-    wire = payloads.link_instances(instances)
+    columns = payloads.link_columns(instances)
 
     async def call() -> int:
-        return payloads.check_link_reply(await link.infer(servable, method, wire))
+        return payloads.check_link_reply(await link.infer(servable, method, columns))
 
     async def close() -> None:
         link.close()

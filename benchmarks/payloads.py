@@ -20,8 +20,9 @@ from msq.proto import grpc_predict_v2_pb2 as v2_pb
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto import ms_tensors
 from msq.proto.codec import BYTES, STRING, from_wire, to_wire
+from msq.proto.columns import count_rows, stack
 from msq.proto.errors import MSErrorCode
-from msq.proto.messages import Instance, Reply
+from msq.proto.messages import Columns, Reply
 
 
 def _ms_errors(messages: list[tuple[int, str]], expected: int, instances: int) -> int:
@@ -188,17 +189,17 @@ def check_v2_rest_reply(status: int, body: bytes, header_length: str | None, exp
 # ------------------------------------------------------------------------ msq's broker link
 
 
-def link_instances(instances: list[InstanceValues]) -> list[Instance]:
-    """The instances as msq wire tensors."""
-    return [{name: to_wire(value) for name, value in values.items()} for values in instances]
+def link_columns(instances: list[InstanceValues]) -> list[Columns]:
+    """The instances as msq wire tensors, stacked into columns as the gateways send them."""
+    return stack([{name: to_wire(value) for name, value in values.items()} for values in instances])
 
 
 def check_link_reply(reply: Reply) -> int:
     """Succeeded instances of a broker `Reply`."""
     if reply.error is not None:
         raise CallError(reply.error.kind.value, reply.error.message)
-    failures = [outcome for outcome in reply.outcomes if not isinstance(outcome, dict)]
-    if failures and len(failures) == len(reply.outcomes):
-        failure = failures[0]
+    succeeded = count_rows(reply.columns)
+    if reply.failures and not succeeded:
+        failure = reply.failures[0].failure
         raise CallError(failure.kind.value, failure.message)
-    return len(reply.outcomes) - len(failures)
+    return succeeded

@@ -72,6 +72,20 @@ def _layout(instance: Instance) -> tuple[tuple[str, str, tuple[int, ...]], ...] 
     return tuple(layout)
 
 
+def _same_layout(instance: Instance, stacked: Instance) -> bool:
+    """Whether `instance` stacks with `stacked`, an instance of a stackable layout (the
+    same names, dtypes, shapes and byte sizes: cheaper than comparing their `_layout`)."""
+    if instance.keys() != stacked.keys():
+        return False
+    for name, tensor in instance.items():
+        other = stacked[name]
+        if tensor.dtype != other.dtype or tensor.shape != other.shape:
+            return False
+        if tensor.nbytes != other.nbytes:
+            return False
+    return True
+
+
 def _one_row(instance: Instance) -> Columns:
     """An instance as columns of one row: the same buffers, shapes with a leading 1."""
     return Columns(
@@ -89,11 +103,7 @@ def _stacked(group: Sequence[Instance]) -> Columns:
         return _one_row(group[0])
     tensors = {}
     for name, first in group[0].items():
-        row_bytes = first.nbytes
-        column = bytearray(row_bytes * len(group))
-        target = memoryview(column)
-        for row, instance in enumerate(group):
-            target[row * row_bytes : (row + 1) * row_bytes] = _bytes_view(instance[name].data)
+        column = b"".join([instance[name].data for instance in group])  # sized, then filled
         tensors[name] = WireTensor(first.dtype, (len(group), *first.shape), column)
     return Columns(len(group), tensors)
 
@@ -104,17 +114,17 @@ def stack(instances: Sequence[Instance]) -> list[Columns]:
     STRING or BYTES value, or whose bytes do not match its shape, travels alone (as views)."""
     parts: list[Columns] = []
     group: list[Instance] = []
-    group_layout: object = None
     for instance in instances:
-        layout = _layout(instance)
-        if group and (layout is None or layout != group_layout):
+        if group and _same_layout(instance, group[0]):
+            group.append(instance)
+            continue
+        if group:
             parts.append(_stacked(group))
             group = []
-        group.append(instance)
-        group_layout = layout
-        if layout is None:
+        if _layout(instance) is None:
             parts.append(_one_row(instance))
-            group = []
+        else:
+            group.append(instance)
     if group:
         parts.append(_stacked(group))
     return parts
@@ -160,13 +170,14 @@ def split(parts: Iterable[Columns]) -> list[Instance]:
     for part in parts:
         rows = [dict[str, WireTensor]() for _ in range(part.count)]
         for name, tensor in part.tensors.items():
+            dtype, shape = tensor.dtype, tensor.shape[1:]
             if part.count == 1:
-                rows[0][name] = WireTensor(tensor.dtype, tensor.shape[1:], tensor.data)
+                rows[0][name] = WireTensor(dtype, shape, tensor.data)
                 continue
+            view = _bytes_view(tensor.data)
+            size = len(view) // part.count
             for row, instance in enumerate(rows):
-                instance[name] = _slice_tensor(tensor, part.count, row, row + 1)._replace(
-                    shape=tensor.shape[1:]
-                )
+                instance[name] = WireTensor(dtype, shape, view[row * size : (row + 1) * size])
         instances.extend(rows)
     return instances
 
@@ -236,6 +247,8 @@ class Outcomes(NamedTuple):
 
     def rows(self) -> list[InstanceOutcome]:
         """Every instance's outcome in order: its outputs, or its failure."""
+        if not self.failures:
+            return list[InstanceOutcome](split(self.columns))
         outputs = iter(split(self.columns))
         failed = {failure.row: failure.failure for failure in self.failures}
         return [failed[row] if row in failed else next(outputs) for row in range(self.count)]

@@ -123,7 +123,7 @@ class Reply:
     """Broker -> gateway: the outcome of every instance, or `error` for the whole request.
 
     The instances (rows) in `failures` failed; `columns` hold the outputs of all the others, in
-    row order (`msq.proto.columns.outcome_rows` pairs them up).
+    row order (`msq.proto.columns.Outcomes.rows` pairs them up).
     """
 
     request_id: int

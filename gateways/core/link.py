@@ -28,14 +28,15 @@ from msq import tracing
 from msq.gateways.core.attempts import AttemptTable, BrokerPeer, Call, brokers_by_preference
 from msq.gateways.core.request_ids import new_request_id
 from msq.proto import transport
+from msq.proto.columns import Outcomes, count_rows
 from msq.proto.curve import CurveClient
 from msq.proto.deadline import DEFAULT_TIMEOUT_S, Deadline, DeadlineSource, resolve_deadline
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     Cancel,
+    Columns,
     Disconnect,
     Heartbeat,
-    Instance,
     Message,
     Reply,
     RepositoryAnswer,
@@ -120,14 +121,15 @@ class BrokerLink:
         self,
         servable: str,
         method: str,
-        instances: list[Instance],
+        columns: list[Columns],
         *,
         version: int = 0,
         deadline: Deadline | None = None,
         timeout_s: float | None = None,
         rid: str = "",
     ) -> Reply:
-        """Run `method` of `servable` on `instances`; remote failures come back in the Reply.
+        """Run `method` of `servable` on the instances (rows) of `columns`
+        (`msq.proto.columns.stack` makes them); remote failures come back in the Reply.
 
         The request must be answered by `deadline` (gateways make it with
         `msq.gateways.core.deadline.request_deadline`); callers without one may give
@@ -136,7 +138,9 @@ class BrokerLink:
         timeout answer), sending the request again if its broker is lost. If the awaiting task
         is cancelled, the broker is told to drop the request. `rid` is the request id (a new
         one when empty); failures are logged with it (timeouts, an unreachable broker and
-        internal errors at WARNING, the others at DEBUG).
+        internal errors at WARNING, the others at DEBUG). A reply whose outcomes do not fit
+        the request (rows missing or malformed) is answered as an INTERNAL failure of the
+        whole request, so callers may pair its rows with the request's (`Outcomes.rows`).
         """
         rid = rid or new_request_id()
         now = time.monotonic()
@@ -146,13 +150,14 @@ class BrokerLink:
         if deadline.expired(now):
             message = f"request timed out: its deadline ({deadline.describe()}) passed unsent"
             return _failed(rid, Reply(0, version, error=Failure(ErrorKind.TIMEOUT, message)))
+        count = count_rows(columns)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "request: %d instances for %s.%s version %d",
-                len(instances), servable, method, version, extra={"request_id": rid},
+                count, servable, method, version, extra={"request_id": rid},
             )  # fmt: skip
         request = Request(
-            0, servable, method, instances, version, None, rid, tracing.current_traceparent()
+            0, servable, method, columns, version, None, rid, tracing.current_traceparent()
         )
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         call = self._calls.add(request, deadline, future, now)
@@ -177,7 +182,13 @@ class BrokerLink:
         if not isinstance(answer, Reply):
             failure = Failure(ErrorKind.INTERNAL, f"broker answered {type(answer).__name__}")
             return _failed(rid, Reply(call.attempt, version, error=failure))
-        return answer if answer.error is None else _failed(rid, answer)
+        if answer.error is not None:
+            return _failed(rid, answer)
+        problem = Outcomes(answer.columns, answer.failures, count).problem()
+        if problem is not None:
+            failure = Failure(ErrorKind.INTERNAL, f"the broker's reply does not fit: {problem}")
+            return _failed(rid, Reply(call.attempt, answer.version, error=failure))
+        return answer
 
     async def status(self, *, timeout_s: float = BROKER_WAIT_S) -> Status | None:
         """What the brokers serve, and their statistics: the first answer of the ready brokers,

@@ -8,28 +8,29 @@ failed ones). A malformed instance fails alone; the others still run. The one de
 with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
 expect. The deadline is the call's gRPC deadline, else the gateway's default; the request id
 its `x-request-id` metadata (`msq.gateways.grpc.request_context`). Requests are
-decoded by `msq.gateways.grpc.wire` (large tensors are not copied).
+decoded by `msq.gateways.grpc.wire` (large tensors are not copied), their good instances
+stacked into columns and their answers split back by `msq.gateways.core.instances`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import grpc
 
 from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import error_status
+from msq.gateways.core.instances import infer_instances
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.grpc.decoding import unary_method
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
-from msq.proto.codec import CodecError
+from msq.proto.codec import CodecError, WireTensor
+from msq.proto.columns import Outcomes
 from msq.proto.deadline import DeadlineSource
 from msq.proto.errors import ErrorKind, Failure, MSErrorCode
-from msq.proto.messages import Instance, InstanceOutcome, Reply
-from msq.proto.ms_tensors import fill_ms_tensor, wire_tensor
+from msq.proto.messages import Instance, InstanceOutcome
+from msq.proto.ms_tensors import MS_OF_DTYPE, fill_ms_tensor, wire_tensor
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["MSService"]
 SERVICE = _SERVICE.full_name
@@ -49,56 +50,58 @@ def decode_instance(items: dict[str, RawTensor]) -> InstanceOutcome:
     return tensors
 
 
-def merge_outcomes(
-    decoded: Sequence[InstanceOutcome], reply: Reply | None
-) -> list[InstanceOutcome]:
-    """Every instance's outcome: its decoding failure, else the broker's answer, in order."""
-    answers = iter(() if reply is None else reply.outcomes)
-    outcomes: list[InstanceOutcome] = []
-    for outcome in decoded:
-        if isinstance(outcome, Failure):
-            outcomes.append(outcome)
-        elif reply is not None and reply.error is not None:
-            outcomes.append(reply.error)
-        else:
-            answer = next(answers, None)
-            outcomes.append(
-                answer
-                if answer is not None
-                else Failure(ErrorKind.INTERNAL, "the broker returned too few outcomes")
-            )
-    return outcomes
-
-
 def _add_error(reply: pb.PredictReply, code: int, message: str) -> None:
     reply.error_msg.add(error_code=code, error_msg=message.encode("utf-8"))
 
 
-def fill_reply(reply: pb.PredictReply, outcomes: Sequence[InstanceOutcome]) -> None:
-    """Write the outcomes into `reply` with MindSpore Serving's error conventions."""
-    failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
-    if not outcomes:
+def fill_reply(reply: pb.PredictReply, outcomes: Outcomes) -> None:
+    """Write the outcomes into `reply` with MindSpore Serving's error conventions (the output
+    columns are split here: each column's bytes are copied out once, then cut per instance)."""
+    count, failures = outcomes.count, outcomes.failures
+    if not count:
         _add_error(reply, MSErrorCode.INVALID_INPUTS, NO_INSTANCES)
         return
-    if len(failures) == len(outcomes) and len(set(failures)) == 1:
-        _add_error(reply, error_status(failures[0].kind).ms_code, failures[0].message)
+    if len(failures) == count and len({failure.failure for failure in failures}) == 1:
+        failure = failures[0].failure
+        _add_error(reply, error_status(failure.kind).ms_code, failure.message)
         return
-    for outcome in outcomes:
-        instance = reply.instances.add()
-        if isinstance(outcome, Failure):
-            if failures:
-                _add_error(reply, error_status(outcome.kind).ms_code, outcome.message)
-            continue
-        if failures:
-            _add_error(reply, MSErrorCode.SUCCESS, "")
-        for name, tensor in outcome.items():
-            fill_ms_tensor(tensor, instance.items[name])
+    instances = [reply.instances.add() for _ in range(count)]
+    failed = {failure.row: failure.failure for failure in failures}
+    if failed:  # one error_msg per instance: code 0 and no message for the good ones
+        for row in range(count):
+            error = failed.get(row)
+            code = MSErrorCode.SUCCESS if error is None else error_status(error.kind).ms_code
+            _add_error(reply, code, "" if error is None else error.message)
+    succeeded = [instance for row, instance in enumerate(instances) if row not in failed]
+    start = 0
+    for part in outcomes.columns:
+        rows = succeeded[start : start + part.count]
+        start += part.count
+        for name, column in part.tensors.items():
+            _fill_column(column, [instance.items[name] for instance in rows])
 
 
-def timeout_of_all(outcomes: Sequence[InstanceOutcome]) -> Failure | None:
-    """The first outcome's failure when every outcome is a timeout, else None."""
-    timeouts = [o for o in outcomes if isinstance(o, Failure) and o.kind is ErrorKind.TIMEOUT]
-    return timeouts[0] if timeouts and len(timeouts) == len(outcomes) else None
+def _fill_column(column: WireTensor, items: list[pb.Tensor]) -> None:
+    """Each row of an output column into its instance's `Tensor`."""
+    if len(items) == 1:
+        fill_ms_tensor(WireTensor(column.dtype, column.shape[1:], column.data), items[0])
+        return
+    code, dims = MS_OF_DTYPE[column.dtype], column.shape[1:]
+    data = bytes(column.data)
+    size = len(data) // len(items)
+    for row, item in enumerate(items):
+        item.dtype = code
+        item.shape.dims.extend(dims)
+        item.data = data[row * size : (row + 1) * size]
+
+
+def timeout_of_all(outcomes: Outcomes) -> Failure | None:
+    """The first row's failure when every row failed with a timeout, else None."""
+    failures = outcomes.failures
+    if not failures or len(failures) != outcomes.count:
+        return None
+    timed_out = all(failure.failure.kind is ErrorKind.TIMEOUT for failure in failures)
+    return failures[0].failure if timed_out else None
 
 
 class MSService:
@@ -135,20 +138,16 @@ class MSService:
             self._default_timeout_s, grpc_remaining_s=context.time_remaining()
         )
         raw_instances = request.instances or request.legacy_instances
-        decoded = [decode_instance(instance) for instance in raw_instances]
-        valid = [outcome for outcome in decoded if not isinstance(outcome, Failure)]
-        answer = None
-        if valid:
-            answer = await self._link.infer(
-                request.name,
-                request.method_name,
-                valid,
-                version=request.version_number,
-                deadline=deadline,
-                rid=rid,
-            )
-        outcomes = merge_outcomes(decoded, answer)
-        timeout = timeout_of_all(outcomes)
+        answer = await infer_instances(
+            self._link,
+            request.name,
+            request.method_name,
+            [decode_instance(instance) for instance in raw_instances],
+            version=request.version_number,
+            deadline=deadline,
+            rid=rid,
+        )
+        timeout = timeout_of_all(answer)
         if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)
         with tracing.span("msq.gateway.reply"):
@@ -156,5 +155,5 @@ class MSService:
             spec = reply.servable_spec  # echoes the request's
             spec.name, spec.method_name = request.name, request.method_name
             spec.version_number = request.version_number
-            fill_reply(reply, outcomes)
+            fill_reply(reply, answer)
         return reply

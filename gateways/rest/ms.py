@@ -1,6 +1,7 @@
 """MindSpore Serving's REST routes: `POST /model/{servable}[/version/{n}]:{method}`.
 
-The body and answer follow `msq.gateways.rest.ms_json`. As in MindSpore Serving, errors are
+The body and answer follow `msq.gateways.rest.ms_json`; the instances travel to the broker
+stacked into columns (`msq.gateways.core.instances`). As in MindSpore Serving, errors are
 answered with HTTP 200 and `{"error_msg": ...}` unless the gateway runs with real status codes
 (`--http-status-codes`); then a failed request gets the status of its error kind (400 bad
 input, 404 unknown servable or method, 503 + Retry-After overloaded or no worker, 504 deadline)
@@ -17,6 +18,7 @@ import falcon.asgi
 
 from msq import tracing
 from msq.gateways.core.errors import GatewayError, error_status
+from msq.gateways.core.instances import infer_instances
 from msq.gateways.rest.http import App, ErrorHandlers, HttpError, answer_bytes, deadline, read_body
 from msq.gateways.rest.ms_json import MSRestError, dump_json, parse_request, reply_document
 from msq.gateways.rest.state import Gateway
@@ -66,11 +68,17 @@ class PredictResource:
             instances = parse_request(body)
         except MSRestError as exc:
             raise GatewayError(ErrorKind.INVALID_INPUT, str(exc)) from None
-        reply = await self._gateway.link.infer(
-            servable, method, instances, version=number, deadline=until, rid=req.context.request_id
+        outcomes = await infer_instances(
+            self._gateway.link,
+            servable,
+            method,
+            instances,
+            version=number,
+            deadline=until,
+            rid=req.context.request_id,
         )
         with tracing.span("msq.gateway.reply"):
-            document, failure = reply_document(reply, len(instances))
+            document, failure = reply_document(outcomes)
             status = 200 if failure is None else error_status(failure.kind).http_status
             answer_bytes(resp, self._errors.status_for(req, status), dump_json(document))
 

@@ -1,4 +1,4 @@
-"""MindSpore Serving's REST JSON codec: request body -> instances, broker reply -> JSON.
+"""MindSpore Serving's REST JSON codec: request body -> instances, their outcomes -> JSON.
 
 Pure functions, no I/O. The rules and the error wording follow MindSpore Serving 1.x/2.0
 (`master/restful/http_process.cc`) so that existing callers and their log greps keep working:
@@ -25,14 +25,15 @@ import binascii
 import json
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from msq.gateways.rest import json_numbers
 from msq.proto.codec import BYTES, STRING, CodecError, WireTensor, from_wire, to_wire
+from msq.proto.columns import Outcomes
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Instance, Reply
+from msq.proto.messages import Columns, Instance, RowFailure
 
 #: The `type` names a b64 object may carry, and the msq dtype each means.
 B64_TYPES: dict[str, str] = {
@@ -317,43 +318,42 @@ def _walk(value: list[Any], shape: tuple[int, ...]) -> Iterator[tuple[int, objec
             stack.extend((depth + 1, child) for child in reversed(node))
 
 
-def reply_document(reply: Reply, count: int) -> tuple[dict[str, Any], Failure | None]:
-    """The JSON document answering a request of `count` instances, and the failure of the
-    whole request if there is one.
+def reply_document(outcomes: Outcomes) -> tuple[dict[str, Any], Failure | None]:
+    """The JSON document answering a request whose instances had these outcomes, and the
+    failure of the whole request if there is one (each output column is converted once).
 
     As in MindSpore Serving, a request whose instances all failed with the same error (a single
     instance included) is answered as a whole-request failure.
     """
-    failure = reply.error or _common_failure(reply)
+    failure = _common_failure(outcomes.failures, outcomes.count)
     if failure is not None:
         return {"error_msg": failure.message}, failure
-    if len(reply.outcomes) != count:
-        problem = f"reply size:{len(reply.outcomes)} is not matched request size:{count}"
-        return _unanswerable(problem)
+    failed = {failure.row: failure.failure for failure in outcomes.failures}
     try:
+        outputs = _output_rows(outcomes.columns)
         instances = [
-            {"error_msg": outcome.message}
-            if isinstance(outcome, Failure)
-            else {name: tensor_json(tensor) for name, tensor in outcome.items()}
-            for outcome in reply.outcomes
+            {"error_msg": failed[row].message} if row in failed else next(outputs)
+            for row in range(outcomes.count)
         ]
     except CodecError as exc:
-        return _unanswerable(str(exc))
+        failure = Failure(ErrorKind.INTERNAL, f"Failed to construct the response: {exc}")
+        return {"error_msg": failure.message}, failure
     return {"instances": instances}, None
 
 
-def _unanswerable(problem: str) -> tuple[dict[str, Any], Failure]:
-    failure = Failure(ErrorKind.INTERNAL, f"Failed to construct the response: {problem}")
-    return {"error_msg": failure.message}, failure
+def _output_rows(columns: list[Columns]) -> Iterator[dict[str, object]]:
+    """Each row's outputs as JSON values, in order (each column converted as a whole)."""
+    for part in columns:
+        values = {name: cast(list[object], tensor_json(t)) for name, t in part.tensors.items()}
+        for row in range(part.count):
+            yield {name: column[row] for name, column in values.items()}
 
 
-def _common_failure(reply: Reply) -> Failure | None:
-    outcomes = reply.outcomes
-    first = outcomes[0] if outcomes else None
-    if not isinstance(first, Failure):
+def _common_failure(failures: list[RowFailure], count: int) -> Failure | None:
+    first = failures[0].failure if failures else None
+    if first is None or len(failures) != count:
         return None
-    same = all(isinstance(o, Failure) and o.message == first.message for o in outcomes)
-    return first if same else None
+    return first if all(f.failure.message == first.message for f in failures) else None
 
 
 def tensor_json(tensor: WireTensor) -> object:

@@ -6,8 +6,9 @@ servable version: ``""`` or ``"0"`` means the newest running version.
 
 A method whose `BatchPolicy.max_size` is above 1 *batches*: its V2 shapes carry a leading batch
 dimension (-1 in metadata, ``max_batch_size`` in the config, like Triton), and an infer
-request's dim 0 is split into that many msq instances, whose outputs are stacked again. A
-method that does not batch takes exactly one instance per request, shapes as is.
+request's dim 0 counts its msq instances (the rows of the `Columns` it travels as, see
+`msq.gateways.v2.tensors`). A method that does not batch takes exactly one instance per request,
+shapes as is.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from msq.gateways.core.link import BrokerLink
 from msq.gateways.v2.documents import statistics
 from msq.gateways.v2.models import V2Model, parse_version, resolve
 from msq.gateways.v2.repository import Repository
-from msq.gateways.v2.tensors import V2Tensor, check_outputs, to_instances, to_outputs
+from msq.gateways.v2.tensors import V2Tensor, check_outputs, to_columns, to_outputs
+from msq.proto.columns import Outcomes, count_rows
 from msq.proto.deadline import Deadline
 from msq.proto.errors import ErrorKind
 
@@ -95,13 +96,14 @@ class V2Service:
         return statistics(await self._catalog.require(max_age_s=0.0), name, version)
 
     async def infer(self, call: InferCall) -> InferAnswer:
-        """Run the model on the call's inputs (one msq instance per batch row) by its deadline."""
+        """Run the model on the call's inputs (one msq row per batch row) by its deadline."""
         model = await self.model(call.model_name, call.model_version)
         check_outputs(model, call.outputs)
+        columns = to_columns(model, call.inputs)
         reply = await self._link.infer(
             model.servable,
             model.method.name,
-            to_instances(model, call.inputs),
+            columns,
             # No version asked: the broker picks the newest it routes to now (the cached
             # catalog may still name a version that has started to drain).
             version=parse_version(call.model_version) and model.version,
@@ -110,5 +112,6 @@ class V2Service:
         )
         if reply.error is not None:
             raise GatewayError.of(reply.error)
-        outputs = to_outputs(model, reply.outcomes, call.outputs)
+        outcomes = Outcomes(reply.columns, reply.failures, count_rows(columns))
+        outputs = to_outputs(model, outcomes, call.outputs)
         return InferAnswer(model, reply.version or model.version, outputs)

@@ -1,8 +1,9 @@
-"""V2 tensors <-> msq instances, shared by the gRPC and the REST gateway.
+"""V2 tensors <-> msq columns, shared by the gRPC and the REST gateway.
 
-A V2 request carries one tensor per input (a whole batch when the model batches); msq
-carries one instance per batch row. `to_instances` splits without copying numeric bytes,
-`to_outputs` stacks the instances' outputs back.
+A V2 request carries one tensor per input (a whole batch when the model batches); msq carries
+its batch rows as `Columns` (one row per instance). `to_columns` keeps numeric inputs whole,
+without copying, and `to_outputs` turns the answer's output columns back into V2 tensors
+(without copying when one column holds every row).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from msq.gateways.core.errors import GatewayError
 from msq.gateways.v2.datatypes import DTYPE_TO_V2, msq_dtype
 from msq.gateways.v2.models import V2Model
 from msq.proto.codec import BYTES, STRING, WireTensor
-from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Instance, InstanceOutcome
+from msq.proto.columns import Outcomes, slice_columns
+from msq.proto.errors import ErrorKind
+from msq.proto.messages import Columns
 from msq.proto.validation import missing_input
 
 
@@ -56,13 +58,15 @@ class V2Tensor:
     data: Buffer | list[bytes]
 
 
-def to_instances(model: V2Model, inputs: Sequence[V2Tensor]) -> list[Instance]:
-    """Turn V2 inputs into msq instances (one per batch row when the model batches).
+def to_columns(model: V2Model, inputs: Sequence[V2Tensor]) -> list[Columns]:
+    """Turn V2 inputs into msq columns: one row per batch row when the model batches, else one.
 
-    Numeric rows are zero-copy memoryview slices of the input bytes.
+    Numeric inputs are not copied: each column's data is the input's own buffer. An input of
+    STRING or BYTES rows makes every row travel alone (such values are never stacked), as
+    views of the same buffers.
     """
     specs = {spec.name: spec for spec in model.method.inputs}
-    columns: dict[str, list[WireTensor]] = {}
+    columns: dict[str, WireTensor | list[WireTensor]] = {}
     for tensor in inputs:
         spec = specs.get(tensor.name)
         if spec is None:
@@ -72,19 +76,27 @@ def to_instances(model: V2Model, inputs: Sequence[V2Tensor]) -> list[Instance]:
             )
         if tensor.name in columns:
             raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is given twice")
-        columns[tensor.name] = _rows(tensor, msq_dtype(tensor.datatype, spec.dtype), model)
+        columns[tensor.name] = _column(tensor, msq_dtype(tensor.datatype, spec.dtype), model)
     for spec in model.method.inputs:
         if spec.name not in columns:
             raise GatewayError(ErrorKind.INVALID_INPUT, missing_input(spec.name))
-    counts = {len(rows) for rows in columns.values()}
+    counts = {len(c) if isinstance(c, list) else c.shape[0] for c in columns.values()}
     if len(counts) > 1:
         raise GatewayError(ErrorKind.INVALID_INPUT, "inputs have different batch sizes (dim 0)")
     count = counts.pop() if counts else 1
-    return [{name: rows[i] for name, rows in columns.items()} for i in range(count)]
+    numeric = Columns(count, {n: c for n, c in columns.items() if isinstance(c, WireTensor)})
+    if len(numeric.tensors) == len(columns):
+        return [numeric]
+    rows = [slice_columns(numeric, row, row + 1).tensors for row in range(count)]
+    return [
+        Columns(1, {n: c[row] if isinstance(c, list) else rows[row][n] for n, c in columns.items()})
+        for row in range(count)
+    ]
 
 
-def _rows(tensor: V2Tensor, dtype: str, model: V2Model) -> list[WireTensor]:
-    """One input split into per-instance wire tensors."""
+def _column(tensor: V2Tensor, dtype: str, model: V2Model) -> WireTensor | list[WireTensor]:
+    """One input, checked against its shape: a numeric column of shape (rows, *row_shape)
+    whose data is the input's buffer, or the one-row columns of a STRING or BYTES input."""
     shape = tensor.shape
     if any(dim < 0 for dim in shape):
         raise GatewayError(
@@ -100,26 +112,21 @@ def _rows(tensor: V2Tensor, dtype: str, model: V2Model) -> list[WireTensor]:
     if count == 0:
         raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} has a batch of size 0")
     if dtype in (STRING, BYTES):
-        return _bytes_rows(tensor, dtype, count, row_shape)
+        return _bytes_column(tensor, dtype, count, row_shape)
     if isinstance(tensor.data, list):
         raise GatewayError(ErrorKind.INVALID_INPUT, f"input {tensor.name!r} is not BYTES")
-    view = memoryview(tensor.data).cast("B")
+    size = memoryview(tensor.data).nbytes
     row_bytes = math.prod(row_shape) * np.dtype(dtype).itemsize
-    if len(view) != count * row_bytes:
+    if size != count * row_bytes:
         raise GatewayError(
             ErrorKind.INVALID_INPUT,
-            f"input {tensor.name!r}: {len(view)} bytes do not match shape {list(shape)} "
+            f"input {tensor.name!r}: {size} bytes do not match shape {list(shape)} "
             f"of {tensor.datatype} ({count * row_bytes} bytes)",
         )
-    if count == 1:
-        return [WireTensor(dtype, row_shape, tensor.data)]
-    return [
-        WireTensor(dtype, row_shape, view[i * row_bytes : (i + 1) * row_bytes])
-        for i in range(count)
-    ]
+    return WireTensor(dtype, (count, *row_shape), tensor.data)
 
 
-def _bytes_rows(
+def _bytes_column(
     tensor: V2Tensor, dtype: str, count: int, row_shape: tuple[int, ...]
 ) -> list[WireTensor]:
     elements = tensor.data if isinstance(tensor.data, list) else unpack_bytes(tensor.data)
@@ -135,7 +142,7 @@ def _bytes_rows(
             f"input {tensor.name!r}: a BYTES input holds one element per instance, not shape "
             f"{list(row_shape)}",
         )
-    return [WireTensor(dtype, row_shape, element) for element in elements[:count]]
+    return [WireTensor(dtype, (1, *row_shape), element) for element in elements[:count]]
 
 
 def check_outputs(model: V2Model, requested: Iterable[str]) -> None:
@@ -149,36 +156,40 @@ def check_outputs(model: V2Model, requested: Iterable[str]) -> None:
             )
 
 
-def to_outputs(
-    model: V2Model, outcomes: Sequence[InstanceOutcome], requested: Sequence[str] = ()
-) -> list[V2Tensor]:
-    """Stack the instances' outputs into V2 tensors (the requested ones, else all).
+def to_outputs(model: V2Model, outcomes: Outcomes, requested: Sequence[str] = ()) -> list[V2Tensor]:
+    """The rows' outputs as V2 tensors (the requested ones, else all): a column's own buffer
+    when one column holds every row, else the columns concatenated once.
 
     Any failed instance fails the whole V2 request with its error (V2 has no partial results).
     """
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, Failure):
-            prefix = f"instance {index}: " if len(outcomes) > 1 else ""
-            raise GatewayError(outcome.kind, prefix + outcome.message)
-    instances = [outcome for outcome in outcomes if not isinstance(outcome, Failure)]
-    if not instances:
+    if outcomes.failures:
+        first = outcomes.failures[0]
+        prefix = f"instance {first.row}: " if outcomes.count > 1 else ""
+        raise GatewayError(first.failure.kind, prefix + first.failure.message)
+    if not outcomes.columns:
         raise GatewayError(ErrorKind.INTERNAL, "the model returned no instances")
-    names = list(requested) or [spec.name for spec in model.method.outputs] or list(instances[0])
-    return [_stack(name, [instance.get(name) for instance in instances], model) for name in names]
+    parts = outcomes.columns
+    names = (
+        list(requested) or [spec.name for spec in model.method.outputs] or list(parts[0].tensors)
+    )
+    return [_output(name, [part.tensors.get(name) for part in parts], model) for name in names]
 
 
-def _stack(name: str, column: list[WireTensor | None], model: V2Model) -> V2Tensor:
-    first = column[0]
+def _output(name: str, parts: list[WireTensor | None], model: V2Model) -> V2Tensor:
+    """One output from its columns (each of shape (rows, *row_shape))."""
+    first = parts[0]
     if first is None or any(
-        t is None or t.dtype != first.dtype or t.shape != first.shape for t in column
+        t is None or t.dtype != first.dtype or t.shape[1:] != first.shape[1:] for t in parts
     ):
         raise GatewayError(
             ErrorKind.INTERNAL, f"output {name!r} differs in dtype or shape between instances"
         )
-    rows = [t for t in column if t is not None]
-    shape = (len(rows), *first.shape) if model.max_batch_size else first.shape
+    tensors = [t for t in parts if t is not None]
+    count = sum(t.shape[0] for t in tensors)
+    shape = (count, *first.shape[1:]) if model.max_batch_size else first.shape[1:]
     datatype = DTYPE_TO_V2[first.dtype]
     if datatype == "BYTES":
-        return V2Tensor(name, datatype, shape, [bytes(t.data) for t in rows])
-    data = first.data if len(rows) == 1 else b"".join(memoryview(t.data).cast("B") for t in rows)
-    return V2Tensor(name, datatype, shape, data)
+        return V2Tensor(name, datatype, shape, [bytes(t.data) for t in tensors])
+    if len(tensors) == 1:
+        return V2Tensor(name, datatype, shape, first.data)
+    return V2Tensor(name, datatype, shape, b"".join(memoryview(t.data).cast("B") for t in tensors))

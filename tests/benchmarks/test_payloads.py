@@ -14,7 +14,7 @@ from msq.gateways.rest.ms_json import parse_request
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto.codec import from_wire
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Reply
+from msq.proto.messages import Columns, Reply, RowFailure
 
 X1 = np.arange(4, dtype=np.float32).reshape(2, 2)
 X2 = np.full((2, 2), 0.5, dtype=np.float32)
@@ -110,15 +110,16 @@ def test_v2_rest_reply_checks() -> None:
     assert caught.value.kind == "http 400"
 
 
-def test_link_reply_checks() -> None:
-    instances = payloads.link_instances([{"x1": X1, "x2": X2}])
-    np.testing.assert_array_equal(from_wire(instances[0]["x2"]), X2)
+def test_link_columns_and_reply_checks() -> None:
+    (columns,) = payloads.link_columns([{"x1": X1, "x2": X2}, {"x1": X2, "x2": X1}])
+    assert columns.count == 2
+    np.testing.assert_array_equal(from_wire(columns.tensors["x2"]), np.stack([X2, X1]))
     failure = Failure(ErrorKind.INVALID_INPUT, "bad x1")
-    good = {"y": instances[0]["x1"]}
-    assert payloads.check_link_reply(Reply(1, 1, [good, failure, good])) == 2
+    good = {"y": columns.tensors["x1"]}
+    assert payloads.check_link_reply(Reply(1, 1, [Columns(2, good)], [RowFailure(1, failure)])) == 2
     with pytest.raises(CallError) as caught:
-        payloads.check_link_reply(Reply(1, 1, [failure, failure]))
+        payloads.check_link_reply(Reply(1, 1, [], [RowFailure(0, failure), RowFailure(1, failure)]))
     assert caught.value.kind == "invalid_input"
-    whole = Reply(1, 0, [], Failure(ErrorKind.QUEUE_FULL, "full"))
+    whole = Reply(1, 0, error=Failure(ErrorKind.QUEUE_FULL, "full"))
     with pytest.raises(CallError, match="queue_full: full"):
         payloads.check_link_reply(whole)

@@ -23,9 +23,11 @@ import pytest
 
 from msq.gateways.core.link import HEARTBEAT_S, LIVENESS_S, BrokerLink
 from msq.proto.codec import from_wire, to_wire
+from msq.proto.columns import stack
 from msq.proto.messages import Reply
 from tests.gateways.grpc_processes import gateway as grpc_gateway
 from tests.gateways.rest_stack import rest_gateway
+from tests.integration.linking import instance_outcomes
 from tests.integration.steady_load import (
     Answer,
     SteadyLoad,
@@ -127,7 +129,8 @@ def test_a_killed_brokers_requests_are_sent_again_within_2_s(deployment: Deploym
             while len(link.live) < 2:
                 await asyncio.sleep(0.01)
             instances = [
-                [{"x": to_wire(np.float32(i)), "delay": to_wire(np.float32(1.0))}] for i in range(4)
+                stack([{"x": to_wire(np.float32(i)), "delay": to_wire(np.float32(1.0))}])
+                for i in range(4)
             ]
             calls = [
                 asyncio.ensure_future(link.infer("slow", "compute", batch, timeout_s=30))
@@ -148,7 +151,7 @@ def test_a_killed_brokers_requests_are_sent_again_within_2_s(deployment: Deploym
         print(f"SIGKILL to resubmission: {detected_s:.2f} s")
         # silent for LIVENESS_S since its last heartbeat (up to HEARTBEAT_S before the kill)
         assert LIVENESS_S - HEARTBEAT_S <= detected_s < 4.0  # generous for a loaded machine
-        ys = [float(from_wire(reply.outcomes[0]["y"])) for reply in replies]  # type: ignore[index, arg-type]
+        ys = [float(from_wire(instance_outcomes(reply)[0]["y"])) for reply in replies]  # type: ignore[index, arg-type]
         assert ys == [0.0, 2.0, 4.0, 6.0]
         assert served(deployment.frontends[1]) == SERVED
     finally:

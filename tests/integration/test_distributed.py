@@ -13,12 +13,13 @@ import pytest
 
 from msq.client import Client
 from msq.gateways.core.link import BrokerLink
+from msq.proto import columns
 from msq.proto.codec import from_wire, to_wire
 from msq.proto.messages import Reply
 from tests.gateways.grpc_processes import gateway
 from tests.gateways.rest_stack import rest_gateway
 from tests.integration.distributed_support import inputs, reference
-from tests.integration.linking import infer, values, with_link
+from tests.integration.linking import infer, instance_outcomes, values, with_link
 from tests.processes import Proc, broker, endpoint, start_served, stop_all, worker
 
 #: float32 sums in another order (two partial sums added by AllReduce).
@@ -101,7 +102,7 @@ def test_concurrent_requests_are_coalesced_into_aligned_jobs(stack: Stack) -> No
     x = inputs(64, seed=7)
 
     async def use(link: BrokerLink) -> list[Reply]:
-        calls = [link.infer("tp_mlp", "predict", [{"x": to_wire(row)}]) for row in x]
+        calls = [link.infer("tp_mlp", "predict", columns.stack([{"x": to_wire(row)}])) for row in x]
         return list(await asyncio.gather(*calls))
 
     before = _route(stack.frontend)
@@ -113,5 +114,5 @@ def test_concurrent_requests_are_coalesced_into_aligned_jobs(stack: Stack) -> No
     sizes = after["job_sizes"]
     assert isinstance(sizes, dict)
     assert max(int(size) for size in sizes) <= 16  # the servable's largest aligned size
-    got = np.stack([from_wire(reply.outcomes[0]["y"]) for reply in replies])  # type: ignore[index]
+    got = np.stack([from_wire(instance_outcomes(reply)[0]["y"]) for reply in replies])  # type: ignore[index]
     np.testing.assert_allclose(got, reference(x), rtol=1e-4, atol=1e-4)

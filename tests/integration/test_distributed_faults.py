@@ -16,10 +16,11 @@ import pytest
 
 from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Reply
 from tests.integration.distributed_support import agent, inputs, rank_pids, reference
-from tests.integration.linking import infer, values, with_link
+from tests.integration.linking import infer, instance_outcomes, values, with_link
 from tests.processes import (
     EXAMPLES,
     Cluster,
@@ -58,7 +59,7 @@ def _check(reply: Reply, x: np.ndarray, elapsed_s: float) -> bool:
         error = reply.error
         assert error.kind in _GONE or "'tp_mlp' is not served" in error.message, error
         return False
-    outcomes = reply.outcomes
+    outcomes = instance_outcomes(reply)
     assert len(outcomes) == len(x)
     if any(isinstance(outcome, Failure) for outcome in outcomes):
         kinds = {o.kind for o in outcomes if isinstance(o, Failure)}
@@ -84,7 +85,7 @@ def test_a_killed_rank_costs_no_wrong_or_late_answer_and_the_group_comes_back(
             x = rng.standard_normal((3, 64)).astype(np.float32)
             sent = time.monotonic()
             reply = await link.infer(
-                "tp_mlp", "predict", [{"x": to_wire(row)} for row in x],
+                "tp_mlp", "predict", stack([{"x": to_wire(row)} for row in x]),
                 timeout_s=REQUEST_TIMEOUT_S,
             )  # fmt: skip
             outcomes.append((sent, _check(reply, x, time.monotonic() - sent)))
@@ -199,7 +200,7 @@ def test_remote_ranks_join_again_after_one_is_killed(remote: tuple[Cluster, str,
         if sorted(new_pids) != [0, 1] or not set(new_pids.values()).isdisjoint(pids.values()):
             continue
         reply = infer(cluster.frontend, "tp_mlp", "predict", [{"x": row} for row in x])
-        if reply.error is None and not any(isinstance(o, Failure) for o in reply.outcomes):
+        if reply.error is None and not reply.failures:
             break
     outcomes = values(reply)
     got = np.stack([outcome["y"] for outcome in outcomes])  # type: ignore[index]

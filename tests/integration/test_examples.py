@@ -14,9 +14,10 @@ from sklearn.model_selection import train_test_split
 
 from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Reply
-from tests.integration.linking import infer, values, with_link
+from tests.integration.linking import infer, instance_outcomes, values, with_link
 from tests.processes import EXAMPLES, Cluster
 
 
@@ -107,14 +108,16 @@ def test_digits_reproduce_the_recorded_held_out_accuracy(
 
 def _one_at_a_time(frontend: str, rows: np.ndarray) -> list[Reply]:
     async def use(link: BrokerLink) -> list[Reply]:
-        return [await link.infer("digits", "predict", [{"pixels": to_wire(row)}]) for row in rows]
+        return [
+            await link.infer("digits", "predict", stack([{"pixels": to_wire(row)}])) for row in rows
+        ]
 
     return with_link(frontend, use)
 
 
 def _all_at_once(frontend: str, rows: np.ndarray) -> list[Reply]:
     async def use(link: BrokerLink) -> list[Reply]:
-        calls = [link.infer("digits", "predict", [{"pixels": to_wire(row)}]) for row in rows]
+        calls = [link.infer("digits", "predict", stack([{"pixels": to_wire(row)}])) for row in rows]
         return list(await asyncio.gather(*calls))
 
     return with_link(frontend, use)
@@ -140,7 +143,7 @@ def test_concurrent_single_instance_requests_are_batched_and_match_unbatched_res
     assert instances == 64
     assert instances / jobs > 8, f"{jobs} jobs for 64 instances: {after['job_sizes']}"
     for single, batch in zip(unbatched, batched, strict=True):
-        (one,), (other,) = single.outcomes, batch.outcomes
+        (one,), (other,) = instance_outcomes(single), instance_outcomes(batch)
         assert isinstance(one, dict)
         assert isinstance(other, dict)
         assert from_wire(one["label"]) == from_wire(other["label"])
@@ -152,7 +155,7 @@ def test_a_thousand_instance_request_returns_every_result_in_order(
 ) -> None:
     x_test = held_out[0]
     rows = np.concatenate([x_test, x_test, x_test])[:1000]
-    expected = [from_wire(r.outcomes[0]["label"]) for r in _one_at_a_time(  # type: ignore[index]
+    expected = [from_wire(instance_outcomes(r)[0]["label"]) for r in _one_at_a_time(  # type: ignore[index]
         examples_cluster.frontend, x_test)]  # fmt: skip
     reply = infer(examples_cluster.frontend, "digits", "predict", [{"pixels": r} for r in rows])
     labels = [int(o["label"]) for o in values(reply)]  # type: ignore[index, call-overload]

@@ -17,9 +17,10 @@ import pytest
 from msq.client import Client
 from msq.gateways.core.link import BrokerLink
 from msq.proto.codec import from_wire, to_wire
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind
 from msq.proto.messages import Reply
-from tests.integration.linking import with_link
+from tests.integration.linking import instance_outcomes, with_link
 from tests.processes import (
     EXAMPLES,
     Cluster,
@@ -40,7 +41,9 @@ def slow_request(link: BrokerLink, value: float, delay: float, count: int = 1,
         {"x": to_wire(np.float32(value + i)), "delay": to_wire(np.float32(delay))}
         for i in range(count)
     ]
-    return asyncio.ensure_future(link.infer("slow", "compute", instances, timeout_s=timeout_s))
+    return asyncio.ensure_future(
+        link.infer("slow", "compute", stack(instances), timeout_s=timeout_s)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def test_two_workers_for_one_servable_both_receive_work(two_slow_workers: Cluste
         return list(await asyncio.gather(*(slow_request(link, i, 0.05) for i in range(8))))
 
     replies = with_link(two_slow_workers.frontend, use)
-    pids = {int(from_wire(r.outcomes[0]["pid"])) for r in replies}  # type: ignore[index, call-overload]
+    pids = {int(from_wire(instance_outcomes(r)[0]["pid"])) for r in replies}  # type: ignore[index, call-overload]
     worker_pids = {proc.pid for proc in two_slow_workers.procs[1:]}
     assert pids == worker_pids
 
@@ -72,7 +75,7 @@ def test_killing_a_worker_mid_request_costs_no_request(two_slow_workers: Cluster
     replies = with_link(two_slow_workers.frontend, use)
     for i, reply in enumerate(replies):
         assert reply.error is None
-        ys = [float(from_wire(o["y"])) for o in reply.outcomes]  # type: ignore[index, arg-type]
+        ys = [float(from_wire(o["y"])) for o in instance_outcomes(reply)]  # type: ignore[index, arg-type]
         assert ys == [20.0 * i, 20.0 * i + 2.0]
 
 
@@ -164,10 +167,13 @@ def test_workers_register_again_with_a_restarted_broker() -> None:
         x = np.full((2, 2), 3.0, np.float32)
         reply = with_link(
             cluster.frontend,
-            lambda link: link.infer("add", "add_common", [{"x1": to_wire(x), "x2": to_wire(x)}]),
+            lambda link: link.infer(
+                "add", "add_common", stack([{"x1": to_wire(x), "x2": to_wire(x)}])
+            ),
         )
         assert reply.error is None
-        np.testing.assert_array_equal(from_wire(reply.outcomes[0]["y"]), np.full((2, 2), 6.0))  # type: ignore[index]
+        (outcome,) = instance_outcomes(reply)
+        np.testing.assert_array_equal(from_wire(outcome["y"]), np.full((2, 2), 6.0))  # type: ignore[index]
     finally:
         cluster.stop()
         if replacement is not None:

@@ -1,7 +1,8 @@
 """The broker link against stand-in brokers on inproc ROUTERs: the deadline rule (the Request
 carries the time left, the link waits until the same deadline plus its grace, a deadline that
-has already passed is answered without sending anything), and failover (a lost or restarted
-broker's requests are sent again, once, and only the current attempt's reply counts)."""
+has already passed is answered without sending anything), columns sent as given and replies
+checked against their rows, and failover (a lost or restarted broker's requests are sent again,
+once, and only the current attempt's reply counts)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,18 @@ import zmq.asyncio
 
 from msq.gateways.core.link import DEADLINE_GRACE_S, HEARTBEAT_S, LIVENESS_S, BrokerLink
 from msq.proto import transport
+from msq.proto.codec import WireTensor
 from msq.proto.deadline import Deadline, DeadlineSource
-from msq.proto.errors import ErrorKind
-from msq.proto.messages import Disconnect, Heartbeat, Message, Reply, Request
+from msq.proto.errors import ErrorKind, Failure
+from msq.proto.messages import (
+    Columns,
+    Disconnect,
+    Heartbeat,
+    Message,
+    Reply,
+    Request,
+    RowFailure,
+)
 
 _ADDRESSES = itertools.count()
 
@@ -99,6 +109,30 @@ def test_without_a_deadline_the_links_default_applies() -> None:
         assert request.timeout_ms is not None and 100 < request.timeout_ms <= 200 + 1e-6
         await broker.reply(peer, Reply(request.request_id, 3))
         assert await call == Reply(request.request_id, 3)
+
+    with_broker(use)
+
+
+def test_columns_travel_as_given_and_replies_must_fit_their_rows() -> None:
+    columns = [Columns(2, {"x": WireTensor("int8", (2, 1), b"\x01\x02")})]
+    fitting = [Columns(1, {"y": WireTensor("int8", (1,), b"\x03")})]
+    failed = [RowFailure(0, Failure(ErrorKind.MODEL_ERROR, "boom"))]
+
+    async def use(link: BrokerLink, broker: StandIn) -> None:
+        call = asyncio.ensure_future(link.infer("add", "add_common", columns))
+        peer, request = await broker.request()
+        ((count, tensors),) = [(part.count, part.tensors) for part in request.columns]
+        assert (count, tensors["x"].shape, bytes(tensors["x"].data)) == (2, (2, 1), b"\x01\x02")
+        await broker.reply(peer, Reply(request.request_id, 1, fitting, failed))
+        answer = await call
+        assert (answer.error, answer.failures, answer.columns[0].count) == (None, failed, 1)
+        call = asyncio.ensure_future(link.infer("add", "add_common", columns))
+        peer, request = await broker.request()
+        await broker.reply(peer, Reply(request.request_id, 1, fitting))  # a row short
+        assert (await call).error == Failure(
+            ErrorKind.INTERNAL,
+            "the broker's reply does not fit: 1 output rows for 2 successful instances",
+        )
 
     with_broker(use)
 

@@ -9,14 +9,14 @@ from msq.gateways.grpc.ms_service import (
     NO_INSTANCES,
     decode_instance,
     fill_reply,
-    merge_outcomes,
     timeout_of_all,
 )
 from msq.gateways.grpc.wire import RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import WireTensor, to_wire
+from msq.proto.columns import Outcomes
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import InstanceOutcome, Reply
+from msq.proto.messages import InstanceOutcome
 
 BAD = Failure(ErrorKind.INVALID_INPUT, "input x: bad")
 MISSING = Failure(ErrorKind.INVALID_INPUT, "Cannot find input x in instance input")
@@ -88,20 +88,9 @@ def test_shared_memory_tensors_are_refused() -> None:
     )
 
 
-def test_merge_keeps_local_failures_in_place() -> None:
-    first, third = {"y": to_wire(np.int8(1))}, {"y": to_wire(np.int8(3))}
-    reply = Reply(1, 1, [first, third])
-    assert merge_outcomes([{}, BAD, {}], reply) == [first, BAD, third]
-    assert merge_outcomes([BAD, BAD], None) == [BAD, BAD]
-    assert merge_outcomes([{}, BAD], Reply(1, error=GONE)) == [GONE, BAD]
-    short = merge_outcomes([{}, {}], Reply(1, 1, [first]))
-    assert short[0] == first
-    assert isinstance(short[1], Failure) and short[1].kind is ErrorKind.INTERNAL
-
-
 def reply_of(outcomes: list[InstanceOutcome]) -> pb.PredictReply:
     reply = pb.PredictReply()
-    fill_reply(reply, outcomes)
+    fill_reply(reply, Outcomes.of(outcomes))
     return reply
 
 
@@ -147,7 +136,7 @@ def test_different_failures_of_every_instance_stay_per_instance() -> None:
 
 def test_timeout_of_all() -> None:
     late = Failure(ErrorKind.TIMEOUT, "late")
-    assert timeout_of_all([late, Failure(ErrorKind.TIMEOUT, "later")]) == late
-    assert timeout_of_all([late, BAD]) is None
-    assert timeout_of_all([late, {}]) is None
-    assert timeout_of_all([]) is None
+    assert timeout_of_all(Outcomes.of([late, Failure(ErrorKind.TIMEOUT, "later")])) == late
+    assert timeout_of_all(Outcomes.of([late, BAD])) is None
+    assert timeout_of_all(Outcomes.of([late, {}])) is None
+    assert timeout_of_all(Outcomes.of([])) is None

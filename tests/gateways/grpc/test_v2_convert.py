@@ -8,10 +8,11 @@ import pytest
 
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.grpc.v2 import fill_outputs, request_tensors, timeout_parameter
-from msq.gateways.grpc.wire import parse_infer_request
-from msq.gateways.v2.tensors import V2Tensor, pack_bytes
+from msq.gateways.grpc.wire import ZERO_COPY_MIN_BYTES, parse_infer_request
+from msq.gateways.v2.tensors import V2Tensor, pack_bytes, to_columns
 from msq.proto import grpc_predict_v2_pb2 as pb
 from msq.proto.errors import ErrorKind
+from tests.gateways.v2.test_tensors import batching_model
 
 
 def infer_request(*inputs: tuple[str, str, list[int]]) -> pb.ModelInferRequest:
@@ -114,3 +115,16 @@ def test_outputs_are_raw_contents() -> None:
         ("s", "BYTES", [2]),
     ]
     assert list(response.raw_output_contents) == [bytes(numbers), pack_bytes([b"a", b""])]
+
+
+def test_a_large_batch_travels_as_columns_of_the_request_message() -> None:
+    batch = np.arange(ZERO_COPY_MIN_BYTES // 4, dtype=np.float32).reshape(-1, 2)
+    request = infer_request(("x", "FP32", list(batch.shape)))
+    request.raw_input_contents.append(batch.tobytes())
+    message = request.SerializeToString()
+    model = batching_model("float32", (2,))
+    (columns,) = to_columns(model, request_tensors(parse_infer_request(message)))
+    data = columns.tensors["x"].data
+    assert (columns.count, columns.tensors["x"].shape) == (len(batch), batch.shape)
+    assert isinstance(data, memoryview) and data.obj is message  # no copy of the input
+    assert bytes(data) == batch.tobytes()

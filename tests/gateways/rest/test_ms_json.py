@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msq.gateways.core.instances import merge_outcomes
 from msq.gateways.rest.ms_json import (
     B64_TYPES,
     MAX_DIMS,
@@ -21,8 +22,9 @@ from msq.gateways.rest.ms_json import (
     tensor_json,
 )
 from msq.proto.codec import WireTensor, from_wire, to_wire
+from msq.proto.columns import Outcomes
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Reply
+from msq.proto.messages import Columns, Reply
 from tests.gateways.rest.test_json_numbers import strict_loads
 
 PREFIX = "Parser request failed, "
@@ -371,8 +373,9 @@ def test_rectangular_arrays_round_trip_exactly(array: np.ndarray) -> None:
 
 
 def test_the_reference_example_reply_is_byte_exact() -> None:
-    reply = Reply(1, outcomes=[{"y": to_wire(np.full((2, 2), 2.0, np.float32))}])
-    document, failure = reply_document(reply, 1)
+    document, failure = reply_document(
+        Outcomes.of([{"y": to_wire(np.full((2, 2), 2.0, np.float32))}])
+    )
     assert failure is None
     assert dump_json(document) == b'{"instances":[{"y":[[2.0,2.0],[2.0,2.0]]}]}'
 
@@ -402,7 +405,7 @@ def test_non_finite_outputs_are_strings_in_strict_json(dtype: type) -> None:
         "m": to_wire(np.array([[np.nan, 0.5], [np.inf, -np.inf]], dtype)),
         "s": to_wire(np.array(-np.inf, dtype)),
     }
-    document, failure = reply_document(Reply(1, outcomes=[outcome]), 1)
+    document, failure = reply_document(Outcomes.of([outcome]))
     assert failure is None
     raw = b'{"instances":[{"m":[["NaN",0.5],["Infinity","-Infinity"]],"s":"-Infinity"}]}'
     assert dump_json(document) == raw
@@ -412,7 +415,7 @@ def test_non_finite_outputs_are_strings_in_strict_json(dtype: type) -> None:
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.uint8])
 def test_finite_outputs_are_written_byte_for_byte_as_before(dtype: type) -> None:
     array = (np.arange(-6, 6).reshape(3, 4) * 1.25 + 0.1).astype(dtype)
-    document, _ = reply_document(Reply(1, outcomes=[{"y": to_wire(array)}]), 1)
+    document, _ = reply_document(Outcomes.of([{"y": to_wire(array)}]))
     before = json.dumps({"instances": [{"y": array.tolist()}]}, separators=(",", ":"))
     assert dump_json(document) == before.encode()
 
@@ -424,37 +427,36 @@ def test_one_element_string_and_bytes_outputs_keep_their_shape() -> None:
 
 def test_reply_json_sorts_keys_and_keeps_unicode() -> None:
     outcome = {"z": to_wire("中"), "a": to_wire(np.int32(1))}
-    document, _ = reply_document(Reply(1, outcomes=[outcome]), 1)
+    document, _ = reply_document(Outcomes.of([outcome]))
     assert dump_json(document) == '{"instances":[{"a":1,"z":"中"}]}'.encode()
 
 
 def test_mixed_outcomes_fail_only_the_bad_instances() -> None:
     bad = Failure(ErrorKind.INVALID_INPUT, "Cannot find input x1 in instance input")
-    reply = Reply(1, outcomes=[{"y": to_wire(np.int32(4))}, bad])
-    document, failure = reply_document(reply, 2)
+    document, failure = reply_document(Outcomes.of([{"y": to_wire(np.int32(4))}, bad]))
     assert failure is None
     assert document == {"instances": [{"y": 4}, {"error_msg": bad.message}]}
 
 
 def test_instances_all_failing_alike_are_a_whole_request_failure() -> None:
     bad = Failure(ErrorKind.INVALID_INPUT, "Cannot find input x1 in instance input")
-    document, failure = reply_document(Reply(1, outcomes=[bad, bad]), 2)
+    document, failure = reply_document(Outcomes.of([bad, bad]))
     assert (document, failure) == ({"error_msg": bad.message}, bad)
     other = Failure(ErrorKind.INVALID_INPUT, "Cannot find input x2 in instance input")
-    document, failure = reply_document(Reply(1, outcomes=[bad, other]), 2)
+    document, failure = reply_document(Outcomes.of([bad, other]))
     assert failure is None
     assert document == {"instances": [{"error_msg": bad.message}, {"error_msg": other.message}]}
 
 
 def test_a_request_error_is_the_whole_answer() -> None:
     error = Failure(ErrorKind.NOT_FOUND, "servable is not available")
-    document, failure = reply_document(Reply(1, error=error), 3)
+    document, failure = reply_document(merge_outcomes([{}, {}, {}], Reply(1, error=error)))
     assert (dump_json(document), failure) == (b'{"error_msg":"servable is not available"}', error)
 
 
 def test_an_undecodable_output_is_reported_not_raised() -> None:
-    broken = Reply(1, outcomes=[{"y": WireTensor("float32", (2,), b"\x00")}])
-    document, failure = reply_document(broken, 1)
+    broken = Columns(1, {"y": WireTensor("float32", (1, 2), b"\x00")})
+    document, failure = reply_document(Outcomes([broken], [], 1))
     assert failure is not None
     assert failure.kind is ErrorKind.INTERNAL
     assert document == {"error_msg": failure.message}

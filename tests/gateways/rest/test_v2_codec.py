@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from msq.gateways.core.errors import GatewayError
 from msq.gateways.rest.v2_codec import InferRequest, encode_infer_response, parse_infer_request
-from msq.gateways.v2.tensors import V2Tensor, unpack_bytes
+from msq.gateways.v2.tensors import V2Tensor, to_columns, unpack_bytes
 from msq.proto.errors import ErrorKind
 from tests.gateways.rest.test_json_numbers import strict_loads
+from tests.gateways.v2.test_tensors import batching_model
 
 ARRAYS: dict[str, np.ndarray] = {
     "f": np.array([[1.5, -2.0], [3.25, 0.0]], np.float32),
@@ -70,6 +71,19 @@ def test_tritonclient_requests_decode_to_the_same_tensors(binary: bool) -> None:
 def test_binary_inputs_are_views_of_the_body() -> None:
     request = request_from(triton_inputs(True, "f"))
     assert isinstance(request.inputs[0].data, memoryview)
+
+
+def test_a_binary_batch_travels_as_columns_of_the_body() -> None:
+    batch = np.arange(12, dtype=np.float32).reshape(6, 2)
+    item = triton.InferInput("x", list(batch.shape), "FP32")
+    item.set_data_from_numpy(batch, binary_data=True)
+    body, header_length = triton.InferenceServerClient.generate_request_body([item])
+    request = parse_infer_request(body, str(header_length))
+    (columns,) = to_columns(batching_model("float32", (2,)), request.inputs)
+    data = columns.tensors["x"].data
+    assert (columns.count, columns.tensors["x"].shape) == (6, (6, 2))
+    assert isinstance(data, memoryview) and data.obj is body  # no copy of the input
+    assert bytes(data) == batch.tobytes()
 
 
 def test_without_requested_outputs_tritonclient_asks_for_binary() -> None:
