@@ -1,10 +1,11 @@
 """Measure a worker's own time per job outside the model (the benchmark `mlp`, one process).
 
-Times, for jobs of N instances of `mlp.predict`: the worker's whole handling of a job without
-sockets (decode the job's frames, run the method, encode the result's frames), and the model
-call alone on the same padded batch (the graph's run on prepared arrays, outputs as NumPy).
-The difference is the worker's own cost. Run (about a minute on 2 cores):
-    python tests/workers/measure_job_overhead.py [--instances 32] [--jobs 2000]
+Times, for each job of N instances of `mlp.predict`, the worker's whole handling of it without
+sockets (decode the job's frames, run the method, encode the result's frames) and, inside it,
+the model calls (the graph's runs on padded arrays, outputs as NumPy); the difference is the
+worker's own cost. Medians and 10th percentiles over the jobs, so that a loaded machine
+disturbs them less. Run (under a minute on 2 cores):
+    python tests/workers/measure_job_overhead.py [--instances 32] [--jobs 3000]
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,21 +30,10 @@ from msq.workers.servable import load_servable
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _per_job_us(run: Callable[[], object], jobs: int, rounds: int = 5) -> float:
-    """The median over `rounds` of the mean µs per call of `run`, `jobs` calls per round."""
-    means = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(jobs):
-            run()
-        means.append((time.perf_counter() - started) / jobs * 1e6)
-    return statistics.median(means)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=32)
-    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--jobs", type=int, default=3000)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="msq-overhead-"))
     shutil.copytree(REPO / "benchmarks" / "servables", root, dirs_exist_ok=True)
@@ -67,30 +57,35 @@ def main() -> None:
         job = Job(1, "predict", instances, 60_000.0)  # type: ignore[arg-type]
     frames = [bytes(memoryview(frame)) for frame in wire.encode(job)]
 
-    def handle() -> object:
+    model = next(iter(servable.methods["predict"].models.values()))
+    call = model._call  # timed apart
+    in_model = [0.0]
+
+    def timed_call(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            in_model[0] += time.perf_counter() - started
+
+    model._call = timed_call  # type: ignore[method-assign]
+    totals, models = [], []
+    for number in range(50 + args.jobs):
+        in_model[0] = 0.0
+        started = time.perf_counter()
         received = wire.decode(frames)
         assert isinstance(received, Job)
-        return wire.encode(servable.execute(received))
-
-    runner = servable.methods["predict"]
-    model = next(iter(runner.models.values()))
-    graph = model.subgraphs[0]
-    size = next(size for size in graph.sizes if size >= args.instances)
-    batch = np.zeros((size, 784), np.float32)
-
-    def model_alone() -> object:
-        return model._call(graph, [batch])
-
-    for _ in range(50):  # warm
-        handle()
-        model_alone()
-    job_us = _per_job_us(handle, args.jobs)
-    model_us = _per_job_us(model_alone, args.jobs)
+        wire.encode(servable.execute(received))
+        if number >= 50:  # the first ones warm up
+            totals.append((time.perf_counter() - started) * 1e6)
+            models.append(in_model[0] * 1e6)
+    own = sorted(total - inside for total, inside in zip(totals, models, strict=True))
     shape = "columns" if columnar else "instances"
     print(
-        f"{args.instances}-instance jobs ({shape}): job handled {job_us:.1f} µs, model alone "
-        f"{model_us:.1f} µs, worker's own {job_us - model_us:.1f} µs per job "
-        f"({(job_us - model_us) / args.instances:.2f} µs per instance)"
+        f"{args.instances}-instance jobs ({shape}), {args.jobs} jobs: handled in "
+        f"{statistics.median(totals):.0f} µs, model calls {statistics.median(models):.0f} µs, "
+        f"the worker's own {statistics.median(own):.0f} µs (p10 {own[len(own) // 10]:.0f} µs) "
+        f"= {statistics.median(own) / args.instances:.1f} µs per instance (medians)"
     )
 
 
