@@ -4,8 +4,11 @@ Encrypted model files are decrypted by MindSpore itself with the servable's `Dec
 Each declared model (one file per subgraph) becomes a `LoadedModel`. Its batch geometry comes
 from the graph's input shapes (`msq.workers.geometry`): a dynamic batch dim (-1) runs the
 allowed sizes (padded up to the smallest that fits), a fixed batch N runs N, and
-`with_batch_dim=False` runs one instance per call. Padding rows are zeros and are never
-returned. Inputs are checked with the rule of `msq.proto.validation`.
+`with_batch_dim=False` runs one instance per call. Inputs arrive as `Piece`s (one instance, or
+the stacked rows of a block, checked once); a batch is filled with one copy of each input's rows
+(none when one piece's rows fill a size exactly) and padded with zero rows, which are never
+returned: outputs come back as views of the model's outputs (`Segment`). Inputs are checked with
+the rule of `msq.proto.validation`.
 """
 
 from __future__ import annotations
