@@ -24,6 +24,7 @@ import numpy as np
 
 from msq.proto import wire
 from msq.proto.codec import to_wire
+from msq.proto.columns import stack
 from msq.proto.messages import Job
 from msq.workers.servable import load_servable
 
@@ -48,13 +49,7 @@ def main() -> None:
     instances = [
         {"x": to_wire(rng.standard_normal(784).astype(np.float32))} for _ in range(args.instances)
     ]
-    columnar = "columns" in Job.__dataclass_fields__
-    if columnar:
-        from msq.proto.columns import stack
-
-        job = Job(1, "predict", stack(instances), 60_000.0)
-    else:
-        job = Job(1, "predict", instances, 60_000.0)  # type: ignore[arg-type]
+    job = Job(1, "predict", stack(instances), 60_000.0)
     frames = [bytes(memoryview(frame)) for frame in wire.encode(job)]
 
     model = next(iter(servable.methods["predict"].models.values()))
@@ -80,9 +75,8 @@ def main() -> None:
             totals.append((time.perf_counter() - started) * 1e6)
             models.append(in_model[0] * 1e6)
     own = sorted(total - inside for total, inside in zip(totals, models, strict=True))
-    shape = "columns" if columnar else "instances"
     print(
-        f"{args.instances}-instance jobs ({shape}), {args.jobs} jobs: handled in "
+        f"{args.instances}-instance jobs, {args.jobs} jobs: handled in "
         f"{statistics.median(totals):.0f} µs, model calls {statistics.median(models):.0f} µs, "
         f"the worker's own {statistics.median(own):.0f} µs (p10 {own[len(own) // 10]:.0f} µs) "
         f"= {statistics.median(own) / args.instances:.1f} µs per instance (medians)"
