@@ -22,26 +22,47 @@ from tests.workers.support import decode, encode, f32
 from tests.workers.test_servable_loading import make_servable
 
 #: What an instance of the property test is: a good one, or one bad in a given way.
-KINDS = ("good", "good", "good", "int32", "size", "shape", "missing", "string", "negative")
+KINDS = ("good", "good", "good", "dtype", "shape", "missing", "string", "negative")
+#: The dtypes of wrongly typed inputs (the models take float32).
+WRONG_DTYPES = ("int32", "int64", "float64", "float16", "uint8", "bool")
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> tuple[str, int, str, tuple[int, ...]]:
+    """A run of instances of one kind (so they stack into one block): the kind, how many, and
+    the dtype or shape of the wrong input for the "dtype" and "shape" kinds."""
+    kind = draw(st.sampled_from(KINDS))
+    count = draw(st.integers(1, 9))
+    dtype = draw(st.sampled_from(WRONG_DTYPES))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
+    return kind, count, dtype, shape
 
 
 def instance_of(
-    kind: str, value: float, inputs: tuple[str, ...], shape: tuple[int, ...]
+    kind: str,
+    value: float,
+    inputs: tuple[str, ...],
+    shape: tuple[int, ...],
+    wrong: tuple[str, tuple[int, ...]],
 ) -> Instance:
     """An instance of `kind` for a method taking float32 `shape` inputs, its values from
-    `value` (distinct per row, so that mixed-up rows show)."""
+    `value` (distinct per row, so that mixed-up rows show); a "dtype" or "shape" instance has
+    its last input of the `wrong` dtype or shape."""
     good = {name: f32(*shape, value=value + k) for k, name in enumerate(inputs)}
     last = inputs[-1]
-    bad: dict[str, object] = {
-        "good": {},
-        "int32": {last: np.full(shape, value, np.int32)},
-        "size": {last: f32(shape[0] + 1, *shape[1:], value=value)},
-        "shape": {last: f32(*reversed(shape[:-1]), shape[-1], 1, value=value)},
-        "string": {last: f"text {value}"},
-        "negative": {inputs[0]: f32(*shape, value=-1 - value)},
-    }.get(kind, {})  # type: ignore[assignment]
-    values = {**good, **bad}  # type: ignore[dict-item]
-    if kind == "missing":
+    wrong_dtype, wrong_shape = wrong
+    if wrong_shape == shape:
+        wrong_shape = (*shape, 1)
+    values: dict[str, object] = dict(good)
+    if kind == "dtype":
+        values[last] = np.full(shape, value, wrong_dtype)
+    elif kind == "shape":
+        values[last] = f32(*wrong_shape, value=value)
+    elif kind == "string":
+        values[last] = f"text {value}"
+    elif kind == "negative":
+        values[inputs[0]] = f32(*shape, value=-1 - value)
+    elif kind == "missing":
         del values[last]
     return encode(values)
 
@@ -78,27 +99,29 @@ METHODS: list[tuple[str, tuple[str, ...], tuple[int, ...], Callable[..., object]
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     method=st.sampled_from(METHODS),
-    kinds=st.lists(st.sampled_from(KINDS), max_size=20),
-    runs=st.lists(st.integers(1, 9), max_size=20),
+    blocks=st.lists(runs(), max_size=8),
 )
 def test_stacked_and_one_row_columns_give_the_same_outcomes(
     pipes: LoadedServable,
     method: tuple[str, tuple[str, ...], tuple[int, ...], Callable[..., object] | None],
-    kinds: list[str],
-    runs: list[int],
+    blocks: list[tuple[str, int, str, tuple[int, ...]]],
 ) -> None:
-    """Random counts (spanning the models' sizes), kinds and runs of same-kind instances (which
-    stack into one block): the same outcome for every instance either way."""
+    """Random counts (0 to 72, spanning the models' sizes), kinds, wrong dtypes and shapes, in
+    runs of same-layout instances (which stack into one block): the same outcome for every
+    instance either way, and the right values."""
     name, inputs, shape, formula = method
-    sequence = [kind for kind, run in zip(kinds, runs, strict=False) for _ in range(run)]
-    instances = [instance_of(kind, i, inputs, shape) for i, kind in enumerate(sequence)]
+    sequence = [(kind, (dtype, bad)) for kind, count, dtype, bad in blocks for _ in range(count)]
+    instances = [
+        instance_of(kind, i, inputs, shape, wrong) for i, (kind, wrong) in enumerate(sequence)
+    ]
+    kinds = [kind for kind, _ in sequence]
     runner = pipes.methods[name]
     stacked = runner.run(stack(instances))
     alone = runner.run(one_row_each(instances))
     assert stacked.problem() is None and alone.problem() is None
     assert_same(stacked.rows(), alone.rows())
     checks_sign = name in ("checked", "pre_model_post")
-    for kind, outcome, instance in zip(sequence, stacked.rows(), instances, strict=True):
+    for kind, outcome, instance in zip(kinds, stacked.rows(), instances, strict=True):
         fails = kind not in ("good", "negative") or (kind == "negative" and checks_sign)
         assert isinstance(outcome, Failure) == fails, (kind, outcome)
         if formula is not None and not fails:
