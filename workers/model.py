@@ -244,7 +244,10 @@ class LoadedModel:
                     index,
                     row,
                     row + 1,
-                    tuple(o[np.newaxis] for o in self._call(graph, [a[row] for a in piece.arrays])),
+                    tuple(
+                        o[np.newaxis]
+                        for o in self._call(graph, [a[row, ...] for a in piece.arrays])
+                    ),
                 )
                 for index, piece in enumerate(pieces)
                 for row in range(piece.rows)

@@ -68,8 +68,8 @@ class _Group:
 
 
 def _rows(value: Value, rows: int | slice) -> Value:
-    """Rows of a stacked value (a view)."""
-    return cast(np.ndarray, value)[rows]
+    """Rows of a stacked value (a view; one row of a 1-D value is a 0-d array, not a scalar)."""
+    return cast(np.ndarray, value)[rows, ...]
 
 
 def _outputs(result: object, count: int, label: str) -> Outputs:
@@ -312,7 +312,9 @@ class MethodRunner:
                     part.state.update((Placeholder(number, k), output) for k, output in outputs)
                     alive.append(part)
                 else:
-                    unit.state.update((Placeholder(number, k), output[0]) for k, output in outputs)
+                    unit.state.update(
+                        (Placeholder(number, k), _rows(output, 0)) for k, output in outputs
+                    )
                     alive.append(unit)
         return alive
 

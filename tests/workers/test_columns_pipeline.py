@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from msq.proto.codec import WireTensor
@@ -101,6 +101,7 @@ METHODS: list[tuple[str, tuple[str, ...], tuple[int, ...], Callable[..., object]
     method=st.sampled_from(METHODS),
     blocks=st.lists(runs(), max_size=8),
 )
+@example(method=METHODS[2], blocks=[("shape", 2, "int32", ())])  # 0-d rows of a block
 def test_stacked_and_one_row_columns_give_the_same_outcomes(
     pipes: LoadedServable,
     method: tuple[str, tuple[str, ...], tuple[int, ...], Callable[..., object] | None],
