@@ -93,6 +93,8 @@ METHODS: list[tuple[str, tuple[str, ...], tuple[int, ...], Callable[..., object]
     ("pre_model_post", ("x1", "x2"), (2, 2), lambda x1, x2: 2 * (x1 + x2)),
     ("two_outputs", ("x1", "x2"), (2,), None),  # two model outputs and a Python stage after
     ("echo", ("x1", "x2"), (2, 2), lambda x1, x2: x1 + x2),  # an input returned as it is
+    ("scaled", ("x", "s"), (3,), lambda x, s: x * s),  # s without a batch dim
+    ("static", ("x1", "x2"), (2, 2), lambda x1, x2: x1 + x2),  # a model without a batch dim
 ]
 
 
