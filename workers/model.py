@@ -217,7 +217,7 @@ class LoadedModel:
             )
         dtype = numeric_name(value.dtype) or str(value.dtype)  # a table look-up
         if stacked and not spec.shared:
-            tensor = (dtype, value.shape[1:], value.nbytes // max(1, len(value)))
+            tensor = (dtype, value.shape[1:], value.nbytes // len(value))
         else:
             tensor = (dtype, value.shape, value.nbytes)
         problem = input_mismatch(str(index), tensor, (spec.dtype, spec.shape), model=self.key)
