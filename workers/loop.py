@@ -42,6 +42,7 @@ import zmq
 from msq import tracing
 from msq.process import log_fields
 from msq.proto import transport
+from msq.proto.columns import Outcomes, count_rows
 from msq.proto.curve import CurveClient
 from msq.proto.deadline import Deadline, DeadlineSource
 from msq.proto.errors import ErrorKind, Failure
@@ -90,7 +91,7 @@ class JobRunner:
             arrived_s = deadline.at - job.timeout_ms / 1000.0  # on `clock`, when it came
             arrived_ns = time.time_ns() - round((self.clock() - arrived_s) * 1e9)
             traces = [(trace.traceparent, trace.queued_ms) for trace in job.traces]
-            with tracing.job_spans(job.job_id, len(job.instances), traces, arrived_ns):
+            with tracing.job_spans(job.job_id, count_rows(job.columns), traces, arrived_ns):
                 return self._run(job, deadline)
 
     def _run(self, job: Job, deadline: Deadline) -> Result:
@@ -105,17 +106,16 @@ class JobRunner:
                 f"{os.getpid()} started method '{job.method}'",
             )
             logger.info("job %d not computed: %s", job.job_id, failure.message)
-            return Result(job.job_id, [failure] * len(job.instances))
+            return _failed(job, failure)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "job %d: method %s, %d instances", job.job_id, job.method, len(job.instances)
-            )
+            count = count_rows(job.columns)
+            logger.debug("job %d: method %s, %d instances", job.job_id, job.method, count)
         try:
             return self.execute(job)
         except Exception as exc:  # a bug must not stop the worker: fail the job's instances
             logger.exception("job %d of method %s failed", job.job_id, job.method)
             failure = Failure(ErrorKind.INTERNAL, f"worker {os.getpid()} failed the job: {exc}")
-            return Result(job.job_id, [failure] * len(job.instances))
+            return _failed(job, failure)
 
 
 class WorkerLoop:
@@ -304,7 +304,7 @@ class WorkerLoop:
         return (
             self._queued == 0
             and per_instance_ms is not None
-            and per_instance_ms * len(job.instances) < INLINE_LIMIT_MS
+            and per_instance_ms * count_rows(job.columns) < INLINE_LIMIT_MS
         )
 
     def _forward_results(self) -> None:
@@ -344,8 +344,14 @@ class WorkerLoop:
         if self.on_result is not None:
             self.on_result(job, result)
         if result.compute_ms > 0:
-            self._instance_ms[job.method] = result.compute_ms / max(1, len(job.instances))
+            self._instance_ms[job.method] = result.compute_ms / max(1, count_rows(job.columns))
         return result
+
+
+def _failed(job: Job, failure: Failure) -> Result:
+    """The result of a job whose every instance failed with `failure`."""
+    outcomes = Outcomes.failed(count_rows(job.columns), failure)
+    return Result(job.job_id, outcomes.columns, outcomes.failures)
 
 
 def _unpack(header: bytes) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from msq.metrics import LATENCY_BUCKETS_S
-from msq.proto.errors import Failure
+from msq.proto.columns import count_rows
 from msq.proto.messages import Job, Result
 
 
@@ -78,10 +78,9 @@ class WorkerMetrics:
     def on_result(self, job: Job, result: Result) -> None:
         """Count a job's answer."""
         self.jobs.labels(job.method).inc()
-        self.instances.labels(job.method).inc(len(result.outcomes))
-        for outcome in result.outcomes:
-            if isinstance(outcome, Failure):
-                self.failures.labels(job.method, outcome.kind.value).inc()
+        self.instances.labels(job.method).inc(count_rows(result.columns) + len(result.failures))
+        for failed in result.failures:
+            self.failures.labels(job.method, failed.failure.kind.value).inc()
         if result.compute_ms > 0:
             self.compute.labels(job.method).observe(result.compute_ms / 1000.0)
 

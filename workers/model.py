@@ -4,8 +4,11 @@ Encrypted model files are decrypted by MindSpore itself with the servable's `Dec
 Each declared model (one file per subgraph) becomes a `LoadedModel`. Its batch geometry comes
 from the graph's input shapes (`msq.workers.geometry`): a dynamic batch dim (-1) runs the
 allowed sizes (padded up to the smallest that fits), a fixed batch N runs N, and
-`with_batch_dim=False` runs one instance per call. Padding rows are zeros and are never
-returned. Inputs are checked with the rule of `msq.proto.validation`.
+`with_batch_dim=False` runs one instance per call. Inputs arrive as `Piece`s (one instance, or
+the stacked rows of a block, checked once); a batch is filled with one copy of each input's rows
+(none when one piece's rows fill a size exactly) and padded with zero rows, which are never
+returned: outputs come back as views of the model's outputs (`Segment`). Inputs are checked with
+the rule of `msq.proto.validation`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mindspore as ms
 import numpy as np
@@ -48,6 +51,23 @@ _DTYPES = {
     "DOUBLE": "float64",
     "FLOAT64": "float64",
 }
+
+
+class Piece(NamedTuple):
+    """Model inputs of `rows` instances: each input with the rows first, except shared inputs
+    (`without_batch_dim_inputs`: one value for every row)."""
+
+    rows: int
+    arrays: tuple[np.ndarray, ...]
+
+
+class Segment(NamedTuple):
+    """The outputs of rows [start, stop) of piece `piece` (views with those rows first)."""
+
+    piece: int
+    start: int
+    stop: int
+    outputs: tuple[np.ndarray, ...]
 
 
 @dataclass(slots=True)
@@ -154,21 +174,40 @@ class LoadedModel:
 
     # ------------------------------------------------------------------------------ running
 
-    def prepare(self, values: Sequence[Value], subgraph: int) -> tuple[np.ndarray, ...]:
-        """Check one instance's inputs against the model (`msq.proto.validation`'s rule: dtype
-        and shape, never reshaped); raise `InstanceError` if they differ."""
-        specs = self.subgraph(subgraph).inputs
+    def prepare(self, values: Sequence[Value], subgraph: int) -> Piece:
+        """One instance's inputs as a one-row piece, checked against the model
+        (`msq.proto.validation`'s rule: dtype and shape, never reshaped); raise
+        `InstanceError` if they differ."""
+        graph = self.subgraph(subgraph)
+        arrays = self._checked(values, graph, stacked=False)
+        return Piece(
+            1,
+            tuple(
+                array if spec.shared else array[np.newaxis]
+                for array, spec in zip(arrays, graph.inputs, strict=True)
+            ),
+        )
+
+    def prepare_rows(self, columns: Sequence[Value], count: int, subgraph: int) -> Piece:
+        """`count` instances' inputs stacked as columns (rows first), checked once for all of
+        them as `prepare` checks one (the messages name a row's shape)."""
+        return Piece(count, self._checked(columns, self.subgraph(subgraph), stacked=True))
+
+    def _checked(
+        self, values: Sequence[Value], graph: Subgraph, *, stacked: bool
+    ) -> tuple[np.ndarray, ...]:
+        specs = graph.inputs
         if len(values) != len(specs):
             raise InstanceError(
                 ErrorKind.MODEL_ERROR,
                 f"model {self.key} takes {len(specs)} inputs, the method passed {len(values)}",
             )
         return tuple(
-            self._check(k, value, spec)
+            self._check(k, value, spec, stacked)
             for k, (value, spec) in enumerate(zip(values, specs, strict=True))
         )
 
-    def _check(self, index: int, value: Value, spec: InputSpec) -> np.ndarray:
+    def _check(self, index: int, value: Value, spec: InputSpec, stacked: bool) -> np.ndarray:
         if not isinstance(value, np.ndarray):
             kind = "string" if isinstance(value, str) else "bytes"
             raise InstanceError(
@@ -176,8 +215,11 @@ class LoadedModel:
                 f"Given model input {index} is {kind}, not the data type {spec.dtype} defined "
                 f"in model {self.key}",
             )
-        dtype = numeric_name(value.dtype) or str(value.dtype)  # a table look-up, per instance
-        tensor = (dtype, value.shape, value.nbytes)
+        dtype = numeric_name(value.dtype) or str(value.dtype)  # a table look-up
+        if stacked and not spec.shared:
+            tensor = (dtype, value.shape[1:], value.nbytes // len(value))
+        else:
+            tensor = (dtype, value.shape, value.nbytes)
         problem = input_mismatch(str(index), tensor, (spec.dtype, spec.shape), model=self.key)
         if problem is not None:
             raise InstanceError(ErrorKind.INVALID_INPUT, problem)
@@ -185,52 +227,86 @@ class LoadedModel:
 
     def run(self, instances: Sequence[Sequence[Value]], subgraph: int) -> list[tuple[Value, ...]]:
         """Check and run instances (`Model.call`); one bad instance fails the call."""
-        prepared = [self.prepare(values, subgraph) for values in instances]
-        return list(self.execute(prepared, subgraph))
+        pieces = [self.prepare(values, subgraph) for values in instances]
+        return [
+            tuple(output[0] for output in segment.outputs)
+            for segment in self.run_pieces(pieces, subgraph)
+        ]
 
-    def execute(
-        self, instances: Sequence[tuple[np.ndarray, ...]], subgraph: int
-    ) -> list[tuple[np.ndarray, ...]]:
-        """Run prepared instances in batches of the model's sizes; outputs per instance."""
+    def run_pieces(self, pieces: Sequence[Piece], subgraph: int) -> list[Segment]:
+        """Run prepared pieces in batches of the model's sizes: the outputs of every piece's
+        rows as `Segment`s, in piece and row order (a piece longer than the largest size, or
+        cut by a batch boundary, has several)."""
         graph = self.subgraph(subgraph)
         if not graph.batched:
-            return [self._call(graph, values) for values in instances]
+            return [
+                Segment(
+                    index,
+                    row,
+                    row + 1,
+                    tuple(
+                        o[np.newaxis]
+                        for o in self._call(graph, [a[row, ...] for a in piece.arrays])
+                    ),
+                )
+                for index, piece in enumerate(pieces)
+                for row in range(piece.rows)
+            ]
         groups: dict[tuple[object, ...], list[int]] = {}
-        for position, values in enumerate(instances):
-            groups.setdefault(self._batch_key(graph, values), []).append(position)
-        results: list[tuple[np.ndarray, ...]] = [()] * len(instances)
+        for index, piece in enumerate(pieces):
+            groups.setdefault(self._batch_key(graph, piece), []).append(index)
         largest = graph.sizes[-1]
-        for positions in groups.values():
-            for start in range(0, len(positions), largest):
-                part = positions[start : start + largest]
-                outputs = self._run_batch(graph, [instances[p] for p in part])
-                for position, output in zip(part, outputs, strict=True):
-                    results[position] = output
-        return results
+        segments: list[Segment] = []
+        for indices in groups.values():
+            batch: list[tuple[int, int, int]] = []  # (piece, start, stop)
+            filled = 0
+            for index in indices:
+                start, count = 0, pieces[index].rows
+                while start < count:
+                    stop = min(count, start + largest - filled)
+                    batch.append((index, start, stop))
+                    filled += stop - start
+                    start = stop
+                    if filled == largest:
+                        segments.extend(self._run_batch(graph, pieces, batch))
+                        batch, filled = [], 0
+            if batch:
+                segments.extend(self._run_batch(graph, pieces, batch))
+        segments.sort(key=lambda segment: (segment.piece, segment.start))
+        return segments
 
     @staticmethod
-    def _batch_key(graph: Subgraph, values: tuple[np.ndarray, ...]) -> tuple[object, ...]:
-        """Instances batch together when their shapes and shared inputs are equal."""
+    def _batch_key(graph: Subgraph, piece: Piece) -> tuple[object, ...]:
+        """Pieces batch together when their row shapes and shared inputs are equal."""
         return tuple(
-            (value.dtype.name, value.shape, value.tobytes()) if spec.shared else value.shape
-            for value, spec in zip(values, graph.inputs, strict=True)
+            (array.dtype.name, array.shape, array.tobytes()) if spec.shared else array.shape[1:]
+            for array, spec in zip(piece.arrays, graph.inputs, strict=True)
         )
 
     def _run_batch(
-        self, graph: Subgraph, part: list[tuple[np.ndarray, ...]]
-    ) -> list[tuple[np.ndarray, ...]]:
-        count = len(part)
+        self, graph: Subgraph, pieces: Sequence[Piece], batch: list[tuple[int, int, int]]
+    ) -> list[Segment]:
+        """One run of the graph on the rows of `batch`, padded with zero rows up to the
+        smallest size that fits: each input copied once into its padded array, or passed as
+        it is when one piece's rows fill a size exactly."""
+        count = sum(stop - start for _, start, stop in batch)
         size = next(size for size in graph.sizes if size >= count)
+        whole = len(batch) == 1 and count == size
         arrays = []
         for k, spec in enumerate(graph.inputs):
-            first = part[0][k]
+            first = pieces[batch[0][0]].arrays[k]
             if spec.shared:
                 arrays.append(first)
-                continue
-            batch = np.zeros((size, *first.shape), dtype=first.dtype)
-            for row, values in enumerate(part):
-                batch[row] = values[k]
-            arrays.append(batch)
+            elif whole:
+                arrays.append(first[batch[0][1] : batch[0][2]])
+            else:
+                padded = np.empty((size, *first.shape[1:]), dtype=first.dtype)
+                offset = 0
+                for index, start, stop in batch:
+                    padded[offset : offset + stop - start] = pieces[index].arrays[k][start:stop]
+                    offset += stop - start
+                padded[count:] = 0
+                arrays.append(padded)
         outputs = self._call(graph, arrays)
         for j, output in enumerate(outputs):
             if output.ndim == 0 or output.shape[0] != size:
@@ -238,7 +314,13 @@ class LoadedModel:
                     f"model {self.key} output {j} has shape {list(output.shape)}, without the "
                     f"batch dim of size {size}"
                 )
-        return [tuple(output[row] for output in outputs) for row in range(count)]
+        segments = []
+        offset = 0
+        for index, start, stop in batch:
+            rows = slice(offset, offset + stop - start)
+            segments.append(Segment(index, start, stop, tuple(o[rows] for o in outputs)))
+            offset += stop - start
+        return segments
 
     def _call(self, graph: Subgraph, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
         """One run of a graph on whole (padded) arrays: its outputs."""
@@ -255,16 +337,19 @@ class LoadedModel:
             if any(-1 in spec.shape for spec in graph.inputs):
                 logger.info("%s subgraph %d: variable input shapes, no warm-up", self.key, index)
                 continue
-            zeros = tuple(np.zeros(spec.shape, dtype=spec.dtype) for spec in graph.inputs)
             for size in graph.sizes:
+                zeros = tuple(
+                    np.zeros(spec.shape if spec.shared else (size, *spec.shape), spec.dtype)
+                    for spec in graph.inputs
+                )
                 try:
-                    outputs = self.execute([zeros] * size, index)[0]
+                    first = self.run_pieces([Piece(size, zeros)], index)[0]
                 except RuntimeError as exc:
                     raise ServableLoadError(
                         f"warm-up of model {self.key} subgraph {index} at batch size {size} "
                         f"failed: {exc}"
                     ) from exc
-                specs = tuple((output.dtype.name, output.shape) for output in outputs)
+                specs = tuple((output.dtype.name, output.shape[1:]) for output in first.outputs)
                 if graph.outputs is not None:
                     specs = tuple(
                         (dtype, _merge(old, new))

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from msq.proto.columns import Outcomes, count_rows
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import InstanceOutcome, Job, MethodSignature, Result
+from msq.proto.messages import Job, MethodSignature, Result
 from msq.workers.batching import resolve
 from msq.workers.compat import mindspore_serving_alias
 from msq.workers.decryption import Decryption
@@ -110,16 +111,16 @@ class LoadedServable:
     signatures: tuple[MethodSignature, ...]
 
     def execute(self, job: Job) -> Result:
-        """Run a job: one outcome per instance, in order (each model pads to its own sizes)."""
+        """Run a job: the outcome of every row, in order (each model pads to its own sizes)."""
         start = time.perf_counter()
         runner = self.methods.get(job.method)
-        outcomes: list[InstanceOutcome]
         if runner is None:
             failure = Failure(ErrorKind.NOT_FOUND, f"method is not available: {job.method}")
-            outcomes = [failure] * len(job.instances)
+            outcomes = Outcomes.failed(count_rows(job.columns), failure)
         else:
-            outcomes = runner.run(job.instances)
-        return Result(job.job_id, outcomes, (time.perf_counter() - start) * 1000.0)
+            outcomes = runner.run(job.columns)
+        compute_ms = (time.perf_counter() - start) * 1000.0
+        return Result(job.job_id, outcomes.columns, outcomes.failures, compute_ms)
 
 
 def load_servable(

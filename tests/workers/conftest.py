@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from msq.proto.columns import stack
 from tests.workers.support import Outcome, decode, encode
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ def run_pipes(pipes: LoadedServable) -> RunMethod:
     """Run a method of `pipes` on instances of values; outcomes decoded."""
 
     def run(method: str, instances: list[dict[str, object]]) -> list[Outcome]:
-        return [decode(o) for o in pipes.methods[method].run([encode(i) for i in instances])]
+        return [
+            decode(o)
+            for o in pipes.methods[method].run(stack([encode(i) for i in instances])).rows()
+        ]
 
     return run

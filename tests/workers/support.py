@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from msq.proto.codec import WireTensor, from_wire, to_wire
+from msq.proto.columns import Outcomes, count_rows
 from msq.proto.errors import Failure
-from msq.proto.messages import InstanceOutcome
+from msq.proto.messages import InstanceOutcome, Result
 
 Outcome = dict[str, object] | Failure
 HERE = Path(__file__).resolve().parent
@@ -31,6 +32,12 @@ def decode(outcome: InstanceOutcome) -> Outcome:
     if isinstance(outcome, Failure):
         return outcome
     return {name: from_wire(tensor) for name, tensor in outcome.items()}
+
+
+def rows(result: Result) -> list[InstanceOutcome]:
+    """Every instance's outcome in a job's result, in order."""
+    count = count_rows(result.columns) + len(result.failures)
+    return Outcomes(result.columns, result.failures, count).rows()
 
 
 def f32(*shape: int, value: float = 0.0) -> np.ndarray:

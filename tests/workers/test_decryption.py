@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from msq.proto.columns import stack
 from msq.workers.decryption import Decryption, KeyFileError, read_key_file
 from msq.workers.model import ModelDecryptionError
 from msq.workers.servable import load_servable
@@ -69,7 +70,9 @@ def test_an_encrypted_model_serves_with_its_key(old_servables: OldServables) -> 
         ("x2", "float32", (2, 2)),
     ]
     instance = {"x1": f32(2, 2, value=1.5), "x2": f32(2, 2, value=2.0)}
-    [outcome] = [decode(o) for o in servable.methods["add_common"].run([encode(instance)])]
+    [outcome] = [
+        decode(o) for o in servable.methods["add_common"].run(stack([encode(instance)])).rows()
+    ]
     assert isinstance(outcome, dict)
     np.testing.assert_array_equal(outcome["y"], f32(2, 2, value=3.5))
 

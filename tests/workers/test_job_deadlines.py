@@ -6,11 +6,12 @@ import os
 
 import pytest
 
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
-from msq.proto.messages import Job, Result
+from msq.proto.messages import Job, Result, RowFailure
 from msq.workers.loop import JobRunner
 from msq.workers.servable import LoadedServable
-from tests.workers.support import decode, encode, f32
+from tests.workers.support import decode, encode, f32, rows
 
 
 class Clock:
@@ -41,9 +42,8 @@ def runner(pipes: LoadedServable, calls: list[Job]) -> tuple[JobRunner, Clock]:
 
 
 def affine_job(timeout_ms: float) -> Job:
-    return Job(
-        1, "affine", [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})], timeout_ms
-    )
+    instances = [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})]
+    return Job(1, "affine", stack(instances), timeout_ms)
 
 
 def test_a_job_started_in_time_is_computed(
@@ -55,7 +55,7 @@ def test_a_job_started_in_time_is_computed(
     clock.now += 0.049
     result = jobs.run(job, deadline)
     assert calls == [job]
-    assert [decode(o)["y"].tolist() for o in result.outcomes] == [[3.0] * 3, [5.0] * 3]  # type: ignore[index]
+    assert [decode(o)["y"].tolist() for o in rows(result)] == [[3.0] * 3, [5.0] * 3]  # type: ignore[index]
     assert jobs.expired == 0
 
 
@@ -73,7 +73,7 @@ def test_a_job_whose_deadline_passed_while_it_waited_is_not_computed(
         f"request timed out: its deadline passed 25 ms ago before worker {os.getpid()} "
         "started method 'affine'",
     )
-    assert result == Result(1, [failure, failure], compute_ms=0.0)
+    assert result == Result(1, [], [RowFailure(0, failure), RowFailure(1, failure)], 0.0)
     assert jobs.expired == 1
 
 
@@ -84,7 +84,7 @@ def test_a_job_sent_with_no_time_left_is_not_computed(
     job = affine_job(0.0)
     result = jobs.run(job, jobs.received(job))
     assert calls == []
-    assert [o.kind for o in result.outcomes] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
+    assert [o.kind for o in rows(result)] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
     assert jobs.expired == 1
 
 
@@ -96,5 +96,5 @@ def test_an_exception_fails_the_job_instances_and_the_worker_goes_on() -> None:
     job = affine_job(1000.0)
     result = jobs.run(job, jobs.received(job))
     failure = Failure(ErrorKind.INTERNAL, f"worker {os.getpid()} failed the job: bug")
-    assert result.outcomes == [failure, failure]
+    assert rows(result) == [failure, failure]
     assert jobs.expired == 0

@@ -7,13 +7,14 @@ import json
 import pytest
 
 from msq.process import setup_logging
+from msq.proto.columns import stack
 from msq.proto.messages import Job, Result
 from msq.workers.loop import JobRunner
 from tests.workers.support import encode, f32
 
 
 def job(timeout_ms: float = 1000.0) -> Job:
-    return Job(4, "affine", [encode({"x": f32(3, value=1)})], timeout_ms, ["r-1", "r-2"])
+    return Job(4, "affine", stack([encode({"x": f32(3, value=1)})]), timeout_ms, ["r-1", "r-2"])
 
 
 def logged(capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str, object]]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.workers.definition import ServableLoadError
 from msq.workers.legacy import REMOVED_MODULES, legacy_imports
@@ -156,7 +157,7 @@ def test_lenet1x_fails_per_request_without_legacy_mode_and_works_with_it(
     grey = {"image": image_file((51, 51, 51), mode="L")}
     with legacy_imports(enabled=False):
         plain = load_servable(old_servables.root, "lenet1x")
-        [outcome] = plain.methods["brightness"].run([encode(grey)])
+        [outcome] = plain.methods["brightness"].run(stack([encode(grey)])).rows()
     assert outcome == Failure(
         ErrorKind.MODEL_ERROR,
         "method 'brightness' stage 1 (function preprocess_eager) failed: AttributeError: module "
@@ -165,6 +166,8 @@ def test_lenet1x_fails_per_request_without_legacy_mode_and_works_with_it(
     )
     with legacy_imports():
         legacy = load_servable(old_servables.root, "lenet1x")
-        [result] = [decode(o) for o in legacy.methods["brightness"].run([encode(grey)])]
+        [result] = [
+            decode(o) for o in legacy.methods["brightness"].run(stack([encode(grey)])).rows()
+        ]
     assert isinstance(result, dict)
     np.testing.assert_allclose(result["brightness"], np.float32(0.2), rtol=1e-6)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import TensorSpec
 from msq.workers import register
@@ -225,11 +226,11 @@ def test_signature_merges_declared_and_model_types_and_workers_check_declared_ou
         TensorSpec("x1", "float32", (2, 2)),
     )
     instance = encode({"x1": f32(2, 2, value=1.0), "x2": f32(2, 2, value=2.0)})
-    (outcome,) = map(decode, loaded.methods["add_common"].run([instance]))
+    (outcome,) = map(decode, loaded.methods["add_common"].run(stack([instance])).rows())
     assert isinstance(outcome, dict)
     assert outcome["total"] == 12.0
     wrong = load_servable(tmp_path / "float32", "m")
-    (failed,) = wrong.methods["add_common"].run([instance])
+    (failed,) = wrong.methods["add_common"].run(stack([instance])).rows()
     assert failed == Failure(
         ErrorKind.MODEL_ERROR,
         "method 'add_common' output total is float64 [], not the declared float32 []",

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from msq.proto.codec import WireTensor
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Job
 from msq.workers.servable import LoadedServable, load_servable
 from tests.workers.conftest import RunMethod
-from tests.workers.support import decode, encode, f32
+from tests.workers.support import decode, encode, f32, rows
 
 
 def values(outcome: object, name: str) -> list:
@@ -200,7 +201,7 @@ def test_a_python_stage_giving_the_model_a_wrong_shape_fails_that_instance(
 def test_malformed_wire_tensor_fails_that_instance(pipes: LoadedServable) -> None:
     good = encode({"x1": f32(2, 2), "x2": f32(2, 2)})
     broken = {**good, "x1": WireTensor("float32", (2, 2), b"\x00" * 3)}
-    outcomes = pipes.methods["add_common"].run([broken, good])
+    outcomes = pipes.methods["add_common"].run(stack([broken, good])).rows()
     assert outcomes[0] == Failure(
         ErrorKind.INVALID_INPUT,
         "input x1: data size 3 does not match shape [2, 2] of float32 (16 bytes)",
@@ -210,14 +211,17 @@ def test_malformed_wire_tensor_fails_that_instance(pipes: LoadedServable) -> Non
 
 def test_execute_a_job(pipes: LoadedServable) -> None:
     job = Job(
-        7, "affine", [encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})], 60_000.0
+        7,
+        "affine",
+        stack([encode({"x": f32(3, value=1)}), encode({"x": f32(3, value=2)})]),
+        60_000.0,
     )
     result = pipes.execute(job)
     assert result.job_id == 7
-    assert [values(decode(o), "y") for o in result.outcomes] == [[3.0] * 3, [5.0] * 3]
+    assert [values(decode(o), "y") for o in rows(result)] == [[3.0] * 3, [5.0] * 3]
     assert result.compute_ms > 0
-    missing = pipes.execute(Job(8, "nope", [encode({"x": f32(3)})] * 2, 60_000.0))
-    assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: nope")] * 2
+    missing = pipes.execute(Job(8, "nope", stack([encode({"x": f32(3)})] * 2), 60_000.0))
+    assert rows(missing) == [Failure(ErrorKind.NOT_FOUND, "method is not available: nope")] * 2
 
 
 def test_legacy_servable_methods(servable_dir: Path) -> None:
@@ -225,7 +229,9 @@ def test_legacy_servable_methods(servable_dir: Path) -> None:
 
     def run(method: str, instances: list[dict[str, object]]) -> list:
         runner = legacy.methods[method]
-        return [values(decode(o), "y") for o in runner.run([encode(i) for i in instances])]
+        return [
+            values(decode(o), "y") for o in runner.run(stack([encode(i) for i in instances])).rows()
+        ]
 
     ints = {"x1": np.full((2, 2), 3, np.int64), "x2": np.full((2, 2), 4, np.int32)}
     assert run("add_cast", [ints]) == [[[7.0, 7.0], [7.0, 7.0]]]
@@ -264,6 +270,6 @@ def test_the_worker_pads_each_model_call_to_that_models_sizes(
         "add_common": lambda i: {"x1": f32(2, 2, value=i), "x2": f32(2, 2)},
         "affine": lambda i: {"x": f32(3, value=i)},
     }[method]
-    outcomes = runner.run([encode(inputs(i)) for i in range(count)])
+    outcomes = runner.run(stack([encode(inputs(i)) for i in range(count)])).rows()
     assert seen == batches
     assert len(outcomes) == count and all(isinstance(o, dict) for o in outcomes)

@@ -7,14 +7,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from msq.proto.columns import stack
 from msq.proto.messages import Job, Ready, Result
 from tests.processes import worker
-from tests.workers.support import decode, encode, f32
+from tests.workers.support import decode, encode, f32, rows
 from tests.workers.test_worker_process import FakeBroker
 
 
 def job(job_id: int, value: float) -> Job:
-    return Job(job_id, "add_common", [encode({"x1": f32(2, 2, value=value), "x2": f32(2, 2)})], 6e4)
+    instance = encode({"x1": f32(2, 2, value=value), "x2": f32(2, 2)})
+    return Job(job_id, "add_common", stack([instance]), 6e4)
 
 
 def test_a_worker_serves_every_broker_and_registers_again_with_a_restarted_one(
@@ -30,7 +32,7 @@ def test_a_worker_serves_every_broker_and_registers_again_with_a_restarted_one(
         for broker, job_id, value in ((first, 1, 1.0), (second, 2, 2.0)):
             result = broker.receive(Result)
             assert result.job_id == job_id
-            assert decode(result.outcomes[0])["y"].tolist() == [[value, value]] * 2  # type: ignore[index]
+            assert decode(rows(result)[0])["y"].tolist() == [[value, value]] * 2  # type: ignore[index]
         first_peer, second_peer = first.peer, second.peer
         second.incarnation = "restarted"
         started = time.monotonic()

@@ -19,6 +19,7 @@ import pytest
 import zmq
 
 from msq.proto import transport
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     PROTOCOL_VERSION,
@@ -34,7 +35,7 @@ from msq.proto.messages import (
     TensorSpec,
 )
 from tests.processes import Proc, worker
-from tests.workers.support import decode, encode, f32
+from tests.workers.support import decode, encode, f32, rows
 
 MessageT = TypeVar("MessageT", bound=Message)
 
@@ -170,30 +171,30 @@ def run_job(served: Served, job: Job) -> Result:
 def test_jobs_give_exact_results(workers: dict[str, Served]) -> None:
     pipes = workers["pipes"]
     instances = [encode({"x1": f32(2, 2, value=i), "x2": f32(2, 2, value=10)}) for i in range(3)]
-    result = run_job(pipes, Job(1, "add_common", instances, 60_000.0))
-    assert [decode(o)["y"].tolist() for o in result.outcomes] == [  # type: ignore[index]
+    result = run_job(pipes, Job(1, "add_common", stack(instances), 60_000.0))
+    assert [decode(o)["y"].tolist() for o in rows(result)] == [  # type: ignore[index]
         [[10.0 + i] * 2] * 2 for i in range(3)
     ]
     assert result.compute_ms > 0
     mixed = [encode({"x1": f32(2, 2, value=v), "x2": f32(2, 2)}) for v in (1, -1)]
-    result = run_job(pipes, Job(2, "checked", [*mixed, {"x1": mixed[0]["x1"]}], 60_000.0))
-    assert result.outcomes[1] == Failure(
+    result = run_job(pipes, Job(2, "checked", stack([*mixed, {"x1": mixed[0]["x1"]}]), 60_000.0))
+    assert rows(result)[1] == Failure(
         ErrorKind.MODEL_ERROR,
         "method 'checked' stage 1 (function reject_negative) failed: ValueError: negative input",
     )
-    assert result.outcomes[2] == Failure(
+    assert rows(result)[2] == Failure(
         ErrorKind.INVALID_INPUT, "Cannot find input x2 in instance input"
     )
-    missing = run_job(pipes, Job(3, "absent", instances[:1], 60_000.0))
-    assert missing.outcomes == [Failure(ErrorKind.NOT_FOUND, "method is not available: absent")]
+    missing = run_job(pipes, Job(3, "absent", stack(instances[:1]), 60_000.0))
+    assert rows(missing) == [Failure(ErrorKind.NOT_FOUND, "method is not available: absent")]
 
 
 def test_a_wrong_shape_from_a_python_stage_fails_in_the_worker(
     workers: dict[str, Served],
 ) -> None:
     x = encode({"x1": f32(2, 2), "x2": f32(2, 2)})
-    result = run_job(workers["pipes"], Job(8, "flattened", [x], 60_000.0))
-    assert result.outcomes == [
+    result = run_job(workers["pipes"], Job(8, "flattened", stack([x]), 60_000.0))
+    assert rows(result) == [
         Failure(
             ErrorKind.INVALID_INPUT,
             "Given model input 0 shape [4] not match the shape [2, 2] defined in model "
@@ -204,8 +205,10 @@ def test_a_wrong_shape_from_a_python_stage_fails_in_the_worker(
 
 def test_large_tensors_travel_in_their_own_frames(workers: dict[str, Served]) -> None:
     big = np.arange(100_000, dtype=np.float32)
-    result = run_job(workers["pipes"], Job(4, "batch_all", [encode({"x": big})] * 2, 60_000.0))
-    for outcome in result.outcomes:
+    result = run_job(
+        workers["pipes"], Job(4, "batch_all", stack([encode({"x": big})] * 2), 60_000.0)
+    )
+    for outcome in rows(result):
         values = decode(outcome)
         assert isinstance(values, dict)
         assert int(values["seen"]) == 2
@@ -222,8 +225,8 @@ def test_malformed_messages_are_dropped(workers: dict[str, Served]) -> None:
         [msgpack.packb({"v": 1, "c": "hb"})],
     ):
         pipes.broker.send_frames(frames)
-    result = run_job(pipes, Job(5, "affine", [encode({"x": f32(3, value=1)})], 60_000.0))
-    assert decode(result.outcomes[0])["y"].tolist() == [3.0, 3.0, 3.0]  # type: ignore[index]
+    result = run_job(pipes, Job(5, "affine", stack([encode({"x": f32(3, value=1)})]), 60_000.0))
+    assert decode(rows(result)[0])["y"].tolist() == [3.0, 3.0, 3.0]  # type: ignore[index]
     assert pipes.proc.process.poll() is None
     log = pipes.proc.log()
     assert "dropped a malformed message from the broker: message header is not valid" in log
@@ -236,11 +239,11 @@ def test_a_job_past_its_deadline_is_answered_timed_out_without_computing(
     workers: dict[str, Served],
 ) -> None:
     pipes = workers["pipes"]
-    result = run_job(pipes, Job(8, "affine", [encode({"x": f32(3)})] * 2, 0.0))
+    result = run_job(pipes, Job(8, "affine", stack([encode({"x": f32(3)})] * 2), 0.0))
     prefix = "request timed out: its deadline passed 0 ms ago before worker "
-    assert [o.kind for o in result.outcomes] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
-    assert all(o.message.startswith(prefix) for o in result.outcomes)  # type: ignore[union-attr]
-    assert result.outcomes[0].message.endswith("started method 'affine'")  # type: ignore[union-attr]
+    assert [o.kind for o in rows(result)] == [ErrorKind.TIMEOUT] * 2  # type: ignore[union-attr]
+    assert all(o.message.startswith(prefix) for o in rows(result))  # type: ignore[union-attr]
+    assert rows(result)[0].message.endswith("started method 'affine'")  # type: ignore[union-attr]
     assert result.compute_ms == 0.0
 
 
@@ -266,8 +269,8 @@ def test_silent_broker_makes_the_worker_register_again(workers: dict[str, Served
     assert 2.9 < time.monotonic() - pipes.broker.last_sent < 5.0
     assert pipes.broker.peer != old_peer
     assert ready == pipes.ready
-    result = run_job(pipes, Job(6, "affine", [encode({"x": f32(3, value=2)})], 60_000.0))
-    assert decode(result.outcomes[0])["y"].tolist() == [5.0, 5.0, 5.0]  # type: ignore[index]
+    result = run_job(pipes, Job(6, "affine", stack([encode({"x": f32(3, value=2)})]), 60_000.0))
+    assert decode(rows(result)[0])["y"].tolist() == [5.0, 5.0, 5.0]  # type: ignore[index]
 
 
 def test_broker_restart_on_the_same_endpoint(workers: dict[str, Served]) -> None:
@@ -278,17 +281,19 @@ def test_broker_restart_on_the_same_endpoint(workers: dict[str, Served]) -> None
     pipes.broker = FakeBroker(endpoint)
     ready = pipes.broker.receive(Ready, timeout_s=15)
     assert ready.servable == "pipes"
-    result = run_job(pipes, Job(7, "affine", [encode({"x": f32(3, value=3)})], 60_000.0))
-    assert decode(result.outcomes[0])["y"].tolist() == [7.0, 7.0, 7.0]  # type: ignore[index]
+    result = run_job(pipes, Job(7, "affine", stack([encode({"x": f32(3, value=3)})]), 60_000.0))
+    assert decode(rows(result)[0])["y"].tolist() == [7.0, 7.0, 7.0]  # type: ignore[index]
 
 
 def test_sigterm_drains_then_sends_disconnect_and_exits(workers: dict[str, Served]) -> None:
     legacy = workers["legacy"]
     result = run_job(
         legacy,
-        Job(1, "add_common", [encode({"x1": f32(2, 2, value=1), "x2": f32(2, 2)})], 60_000.0),
+        Job(
+            1, "add_common", stack([encode({"x1": f32(2, 2, value=1), "x2": f32(2, 2)})]), 60_000.0
+        ),
     )
-    assert decode(result.outcomes[0])["y"].tolist() == [[1.0, 1.0], [1.0, 1.0]]  # type: ignore[index]
+    assert decode(rows(result)[0])["y"].tolist() == [[1.0, 1.0], [1.0, 1.0]]  # type: ignore[index]
     legacy.proc.process.send_signal(signal.SIGTERM)
     drain = legacy.broker.receive(Drain, timeout_s=5)
     assert drain.reason == "worker shutting down"
