@@ -18,16 +18,17 @@ from msq.proto.codec import (
     from_wire,
     to_wire,
 )
+from msq.proto.columns import split, stack
 from msq.proto.messages import Request
 from msq.proto.wire import decode, encode
 
 
 def roundtrip(value: object) -> object:
     """Encode a value into a request, through its frames, and back."""
-    frames = encode(Request(1, "s", "m", [{"v": to_wire(value)}]))
+    frames = encode(Request(1, "s", "m", stack([{"v": to_wire(value)}])))
     (message,) = [decode([memoryview(f) for f in frames])]
     assert isinstance(message, Request)
-    return from_wire(message.instances[0]["v"])
+    return from_wire(split(message.columns)[0]["v"])
 
 
 @pytest.mark.parametrize("dtype", NUMERIC_DTYPES)
@@ -79,7 +80,7 @@ def test_large_tensor_is_neither_copied_on_send_nor_on_receive() -> None:
     value = np.random.default_rng(0).random((256, 256)).astype(np.float32)  # 256 KiB
     tensor = to_wire(value)
     assert tensor.data is value  # the array itself becomes the frame: no copy
-    frames = encode(Request(1, "s", "m", [{"v": tensor}]))
+    frames = encode(Request(1, "s", "m", stack([{"v": tensor}])))
     assert len(frames) == 2
     assert frames[1] is value
     context = zmq.Context.instance()
@@ -94,7 +95,7 @@ def test_large_tensor_is_neither_copied_on_send_nor_on_receive() -> None:
         receiver.close(linger=0)
     message = decode([frame.buffer for frame in received])
     assert isinstance(message, Request)
-    back = from_wire(message.instances[0]["v"])
+    back = from_wire(split(message.columns)[0]["v"])
     assert isinstance(back, np.ndarray)
     assert not back.flags.owndata  # a view of the received frame
     assert np.shares_memory(back, np.frombuffer(received[1].buffer, np.uint8))
@@ -104,7 +105,9 @@ def test_large_tensor_is_neither_copied_on_send_nor_on_receive() -> None:
 
 
 def test_small_tensors_are_inlined_in_the_header() -> None:
-    frames = encode(Request(1, "s", "m", [{"v": to_wire(np.zeros(FRAME_THRESHOLD // 8 - 1))}]))
+    frames = encode(
+        Request(1, "s", "m", stack([{"v": to_wire(np.zeros(FRAME_THRESHOLD // 8 - 1))}]))
+    )
     assert len(frames) == 1
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from msq.proto import wire
 from msq.proto.codec import to_wire
+from msq.proto.columns import stack
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import (
     PROTOCOL_VERSION,
@@ -28,6 +29,7 @@ from msq.proto.messages import (
     Reply,
     Request,
     Result,
+    RowFailure,
     ServableInfo,
     Status,
     StatusQuery,
@@ -50,24 +52,31 @@ MESSAGES: list[Message] = [
         7,
         "model",
         "predict",
-        [{"x": to_wire(BIG), "s": to_wire("hi")}],
+        stack([{"x": to_wire(BIG), "s": to_wire("hi")}]),
         2,
         1500.0,
         "r-1",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     ),
-    Reply(7, 2, [{"y": to_wire(BIG)}, Failure(ErrorKind.MODEL_ERROR, "boom")]),
+    Reply(
+        7, 2, stack([{"y": to_wire(BIG)}]), [RowFailure(1, Failure(ErrorKind.MODEL_ERROR, "boom"))]
+    ),
     Reply(8, 0, error=Failure(ErrorKind.NOT_FOUND, "servable is not available")),
     Cancel(7),
     Job(
         11,
         "predict",
-        [{"x": to_wire(np.ones((1, 3), np.float32))}],
+        stack([{"x": to_wire(np.ones(3, np.float32))}] * 2),
         60_000.0,
         ["r-1", "r-2"],
         [JobTrace("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", 1.5)],
     ),
-    Result(11, [{"y": to_wire(b"\x00raw")}], compute_ms=3.5),
+    Result(
+        11,
+        stack([{"y": to_wire(b"\x00raw")}]),
+        [RowFailure(1, Failure(ErrorKind.TIMEOUT, "late"))],
+        3.5,
+    ),
     StatusQuery(5),
     Status(5, [ServableInfo("model", 3, (SIGNATURE,), 2)], {"uptime_s": 1.0, "routes": []}),
 ]
@@ -119,16 +128,16 @@ def header(command: str, *fields: object, version: int = PROTOCOL_VERSION) -> by
         ([header("nope", 3)], "unknown command 'nope'", None),
         ([header("Request", 4, "s", "m")], "a Request must be an array of 8 fields", 4),
         (
-            [header("Request", 5, "s", "m", [{"x": ["float32", [1], 9]}], 0, None, "", "")],
-            "field instances\\[0\\]: tensor frame 9 does not exist", 5,
+            [header("Request", 5, "s", "m", [[1, {"x": ["float32", [1], 9]}]], 0, None, "", "")],
+            "field columns\\[0\\].tensors: tensor frame 9 does not exist", 5,
         ),
         (
-            [header("Request", 6, "s", "m", [{"x": ["float32", ["a"], b""]}], 0, None, "", "")],
+            [header("Request", 6, "s", "m", [[1, {"x": ["float32", ["a"], b""]}]], 0, None, "", "")],
             "shape must hold integers", 6,
         ),
         (
-            [header("Reply", 7, 0, [["weird", "x"]], None)],
-            "field outcomes\\[0\\].kind: unknown ErrorKind 'weird'", 7,
+            [header("Reply", 7, 0, [], [[0, ["weird", "x"]]], None)],
+            "field failures\\[0\\].failure.kind: unknown ErrorKind 'weird'", 7,
         ),
         (
             [header("Request", True, "s", "m", [], 0, None, "", "")],
@@ -151,8 +160,16 @@ def test_malformed_frames_raise_wire_error_naming_the_problem(
 
 def test_the_header_is_derived_from_the_declaration() -> None:
     """Fields in declaration order; nested dataclasses as arrays; enums as their values."""
-    (frame,) = encode(Reply(3, 1, [Failure(ErrorKind.TIMEOUT, "late")]))
-    assert msgpack.unpackb(frame) == [PROTOCOL_VERSION, "Reply", 3, 1, [["timeout", "late"]], None]
+    (frame,) = encode(Reply(3, 1, failures=[RowFailure(0, Failure(ErrorKind.TIMEOUT, "late"))]))
+    assert msgpack.unpackb(frame) == [
+        PROTOCOL_VERSION,
+        "Reply",
+        3,
+        1,
+        [],
+        [[0, ["timeout", "late"]]],
+        None,
+    ]
     (frame,) = encode(Ready("s", 1, (SIGNATURE,), 2, "cpu", 9))
     assert msgpack.unpackb(frame)[4][0][3] == [[1, 2, 4], 4, 1.5, 99]
 
