@@ -156,8 +156,9 @@ def take_rows(parts: Sequence[Columns], start: int, stop: int) -> list[Columns]:
     offset = 0
     for part in parts:
         end = offset + part.count
-        if end > start and offset < stop:
-            taken.append(slice_columns(part, max(start, offset) - offset, min(stop, end) - offset))
+        first, last = max(start, offset), min(stop, end)
+        if first < last:
+            taken.append(slice_columns(part, first - offset, last - offset))
         if end >= stop:
             break
         offset = end

@@ -85,6 +85,7 @@ def test_rows_are_taken_across_columns_as_views() -> None:
     assert isinstance(taken[0].tensors["x"].data, memoryview)
     assert taken[0].tensors["x"].data.obj is column  # type: ignore[attr-defined]
     assert slice_columns(parts[1], 0, 3) is parts[1]
+    assert take_rows(parts, 3, 3) == []  # an empty range takes no (empty) columns
 
 
 def test_malformed_columns_are_named() -> None:
@@ -103,6 +104,7 @@ def test_outcomes_restrict_and_join_round_trip() -> None:
     assert [f.row for f in outcomes.failures] == [0, 3, 6, 9]
     pieces = [outcomes.restrict(0, 4), outcomes.restrict(4, 7), outcomes.restrict(7, 10)]
     assert pieces[1].failures == [RowFailure(2, FAILED)]
+    assert outcomes.restrict(3, 4) == Outcomes([], [RowFailure(0, FAILED)], 1)  # no empty columns
     joined = Outcomes.join(pieces)
     assert _describe(joined.rows()) == _describe(rows)
     assert outcomes.restrict(0, 10) is outcomes  # the whole range: nothing to cut
