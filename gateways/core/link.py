@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import cast
 
 import zmq
 
@@ -301,7 +300,7 @@ class BrokerLink:
         except zmq.Again:
             return False
         finally:
-            if index not in self._read_due and _readable(sock):
+            if index not in self._read_due and transport.readable(sock):
                 self._read_due.add(index)
                 self._loop.call_soon(self._read, index)
         return True
@@ -334,7 +333,7 @@ class BrokerLink:
         if sock.closed:
             return
         for _ in range(READ_BATCH):
-            if not _readable(sock):
+            if not transport.readable(sock):
                 return
             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             try:
@@ -378,11 +377,6 @@ class BrokerLink:
             future = call.waiter
         if future is not None and not future.done():
             future.set_result(message)
-
-
-def _readable(sock: zmq.Socket[bytes]) -> bool:
-    """Whether a message waits on `sock` (asking also resets its edge-triggered descriptor)."""
-    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 async def _within(future: asyncio.Future[Answer], timeout_s: float) -> Answer:
