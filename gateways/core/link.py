@@ -287,7 +287,8 @@ class BrokerLink:
     # ------------------------------------------------------------------ sockets
 
     def _send_now(self, index: int, message: Message) -> bool:
-        """Send without waiting; False when broker `index` is not connected.
+        """Send without waiting; False when broker `index` is not connected (it then takes no
+        requests until it answers a heartbeat: `BrokerPeer.unreachable`).
 
         A send lets libzmq take in what arrived meanwhile and reset the socket's file
         descriptor (edge-triggered), so replies already queued are read on the loop's next turn.
@@ -298,6 +299,7 @@ class BrokerLink:
         try:
             sock.send_multipart(transport.frames_of(message), flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
+            self._peers[index].unreachable()
             return False
         finally:
             if index not in self._read_due and transport.readable(sock):
