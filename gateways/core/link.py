@@ -6,7 +6,9 @@ broker silent for `LIVENESS_S` as lost. It keeps every request until it is answe
 (`msq.gateways.core.attempts`): a request goes to the live broker with the fewest requests in
 flight; when that broker is lost, or answers with another incarnation (it restarted), the
 request is sent again, whole and under a new attempt id, to a live broker, until its deadline
-(a restarted broker first gets `WARM_UP_S` for its workers to register with it again).
+(a restarted broker first gets `WARM_UP_S` for its workers to register with it again; a broker
+a send found unconnected is sent only heartbeats until one answers, so that its restart is known
+before any request reaches it).
 Replies of abandoned attempts are ignored, so the caller gets exactly one answer. Each request
 also carries its request id (`msq.gateways.core.request_ids`), which the link's log lines name.
 The link reads its plain ZeroMQ sockets on the event loop itself: a reader on each socket's file
