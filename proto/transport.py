@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import zmq
 from typing_extensions import Buffer
@@ -98,6 +98,12 @@ def dealer(
         report_handshake_failures(sock, connect)
     sock.connect(connect)
     return sock
+
+
+def readable(sock: zmq.Socket) -> bool:  # type: ignore[type-arg]
+    """Whether a message waits on `sock`: cheaper than a receive that fails with `zmq.Again`
+    (an exception), and it resets the socket's edge-triggered file descriptor (`zmq.FD`)."""
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def frames_of(message: Message, *, peer: bytes | None = None) -> list[Buffer]:

@@ -38,13 +38,19 @@ class BrokerPeer:
     warm_at: float = -math.inf
     #: When the link last sent it a heartbeat.
     pinged_at: float = -math.inf
+    #: A send found no connection to it since its last heartbeat: it may have restarted, so it
+    #: is sent nothing but heartbeats until one answers with its incarnation.
+    unconfirmed: bool = False
 
     def heard(self, now: float, incarnation: str = "", warm_up_s: float = 0.0) -> bool:
         """The broker sent something (a heartbeat carries its incarnation); True when that
         incarnation differs from the one known: the broker restarted, and warms up for
         `warm_up_s` from now."""
         self.heard_at, self.live = now, True
-        if not incarnation or incarnation == self.incarnation:
+        if not incarnation:
+            return False
+        self.unconfirmed = False
+        if incarnation == self.incarnation:
             return False
         restarted = bool(self.incarnation)
         self.incarnation = incarnation
@@ -53,13 +59,19 @@ class BrokerPeer:
         return restarted
 
     def ready(self, now: float) -> bool:
-        """Whether the broker may be sent requests now: live and warm."""
-        return self.live and now >= self.warm_at
+        """Whether the broker may be sent requests now: live, confirmed and warm."""
+        return self.live and not self.unconfirmed and now >= self.warm_at
+
+    def unreachable(self) -> None:
+        """A send found no connection to the broker: until its next heartbeat tells whether it
+        restarted, it is sent no requests (a restarted one would refuse them: no workers yet)."""
+        self.unconfirmed = True
 
     def ping_due(self, now: float, interval_s: float, retry_s: float) -> bool:
-        """Whether to heartbeat the broker now: every `interval_s` while it is live, every
-        `retry_s` while it is not (to find it as soon as it is back)."""
-        return now >= self.pinged_at + (interval_s if self.live else retry_s)
+        """Whether to heartbeat the broker now: every `interval_s` while it is live and
+        confirmed, every `retry_s` otherwise (to find it as soon as it is back)."""
+        steady = self.live and not self.unconfirmed
+        return now >= self.pinged_at + (interval_s if steady else retry_s)
 
     def check(self, now: float, liveness_s: float) -> bool:
         """True once, when a live broker has been silent for more than `liveness_s`."""

@@ -6,9 +6,14 @@ broker silent for `LIVENESS_S` as lost. It keeps every request until it is answe
 (`msq.gateways.core.attempts`): a request goes to the live broker with the fewest requests in
 flight; when that broker is lost, or answers with another incarnation (it restarted), the
 request is sent again, whole and under a new attempt id, to a live broker, until its deadline
-(a restarted broker first gets `WARM_UP_S` for its workers to register with it again).
+(a restarted broker first gets `WARM_UP_S` for its workers to register with it again; a broker
+a send found unconnected is sent only heartbeats until one answers, so that its restart is known
+before any request reaches it).
 Replies of abandoned attempts are ignored, so the caller gets exactly one answer. Each request
 also carries its request id (`msq.gateways.core.request_ids`), which the link's log lines name.
+The link reads its plain ZeroMQ sockets on the event loop itself: a reader on each socket's file
+descriptor takes every queued message per wake-up and answers its waiter directly (no task,
+future or `zmq.asyncio` wrapper per message).
 Create the link inside the running event loop of the process that uses it (for gunicorn: after
 the fork).
 """
@@ -19,10 +24,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import cast
 
 import zmq
-import zmq.asyncio
 
 from msq import tracing
 from msq.gateways.core.attempts import AttemptTable, BrokerPeer, Call, brokers_by_preference
@@ -56,6 +59,8 @@ LIVENESS_S = 1.5
 #: A restarted broker's warm-up: the time its workers take to register with it again (their
 #: heartbeats are 1 s apart, and the broker's first one answers them "register again").
 WARM_UP_S = 2.5
+#: Messages read from one broker per wake-up before the event loop gets its turn again.
+READ_BATCH = 256
 #: Seconds between two tries to reach a broker that is not live (and to place waiting requests).
 RETRY_S = 0.05
 #: Longest time a request waits for a reachable broker before it fails as unavailable.
@@ -85,26 +90,22 @@ class BrokerLink:
         self.default_timeout_s = default_timeout_s
         #: Requests sent again after their broker was lost or restarted.
         self.resubmitted = 0
-        context = zmq.asyncio.Context.instance()
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._peers = [BrokerPeer(address) for address in addresses]
-        self._sockets = [
-            cast(
-                zmq.asyncio.Socket,
-                transport.dealer(
-                    context,
-                    address,
-                    immediate=True,
-                    max_message_bytes=max_message_bytes,
-                    curve=curve,
-                ),
+        self._sockets: list[zmq.Socket[bytes]] = [
+            transport.dealer(
+                context, address, immediate=True, max_message_bytes=max_message_bytes, curve=curve
             )
             for address in addresses
         ]
         self._calls: AttemptTable[asyncio.Future[Answer]] = AttemptTable(len(addresses))
         self._queries: dict[int, asyncio.Future[Answer]] = {}
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._read(index)) for index in range(len(addresses))]
-        self._tasks.append(loop.create_task(self._pulse()))
+        self._loop = asyncio.get_running_loop()
+        #: Sockets whose read is already scheduled on the loop (see `_send_now`).
+        self._read_due: set[int] = set()
+        for index, sock in enumerate(self._sockets):
+            self._loop.add_reader(sock.FD, self._read, index)
+        self._tasks = [self._loop.create_task(self._pulse())]
 
     @property
     def live(self) -> list[str]:
@@ -164,7 +165,7 @@ class BrokerLink:
         self._place(call, now)
         wait_s = deadline.remaining_s(now) + DEADLINE_GRACE_S
         try:
-            answer = await asyncio.wait_for(future, wait_s)
+            answer = await _within(future, wait_s)
         except TimeoutError:
             answer = Failure(
                 ErrorKind.TIMEOUT,
@@ -251,7 +252,9 @@ class BrokerLink:
             future.cancel()
         self._queries.clear()
         for sock in self._sockets:
-            sock.close(linger=0)
+            if not sock.closed:
+                self._loop.remove_reader(sock.FD)
+                sock.close(linger=0)
 
     # ------------------------------------------------------------------ placing requests
 
@@ -297,18 +300,25 @@ class BrokerLink:
     # ------------------------------------------------------------------ sockets
 
     def _send_now(self, index: int, message: Message) -> bool:
-        """Send without waiting; False when broker `index` is not connected.
+        """Send without waiting; False when broker `index` is not connected (it then takes no
+        requests until it answers a heartbeat: `BrokerPeer.unreachable`).
 
-        A non-blocking send on a `zmq.asyncio` socket is tried at once: the future it returns
-        is already done, failed with `zmq.Again` when nothing took the message.
+        A send lets libzmq take in what arrived meanwhile and reset the socket's file
+        descriptor (edge-triggered), so replies already queued are read on the loop's next turn.
         """
-        sent = cast(
-            "asyncio.Future[object]",
-            self._sockets[index].send_multipart(
-                transport.frames_of(message), flags=zmq.NOBLOCK, copy=False
-            ),
-        )
-        return not (sent.done() and isinstance(sent.exception(), zmq.Again))
+        sock = self._sockets[index]
+        if sock.closed:  # the link was closed under a caller (its Cancel goes nowhere)
+            return False
+        try:
+            sock.send_multipart(transport.frames_of(message), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self._peers[index].unreachable()
+            return False
+        finally:
+            if index not in self._read_due and transport.readable(sock):
+                self._read_due.add(index)
+                self._loop.call_soon(self._read, index)
+        return True
 
     def _send_to_ready(self, message: Message, *, every: bool) -> int:
         """Send to every ready broker (or to the first that takes it); to how many."""
@@ -330,38 +340,76 @@ class BrokerLink:
             self._place_waiting(now)
             await asyncio.sleep(RETRY_S)
 
-    async def _read(self, index: int) -> None:
-        sock, peer = self._sockets[index], self._peers[index]
-        while True:
-            frames = await sock.recv_multipart(copy=False)
-            now = time.monotonic()
+    def _read(self, index: int) -> None:
+        """Take what broker `index` sent (the loop calls this when its socket is readable):
+        every queued message, up to `READ_BATCH` before the loop gets its turn again."""
+        self._read_due.discard(index)
+        sock = self._sockets[index]
+        if sock.closed:
+            return
+        for _ in range(READ_BATCH):
+            if not transport.readable(sock):
+                return
+            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             try:
-                message = transport.message_of(frames)
-            except WireError as exc:
-                log.warning("dropping malformed message from broker %s: %s", peer.address, exc)
-                continue
-            if isinstance(message, Disconnect):  # the broker is shutting down
-                peer.live = False
-                self._resubmit(index, f"is leaving ({message.reason})", now)
-                continue
-            if isinstance(message, Heartbeat):
-                was_live = peer.live
-                if peer.heard(now, message.incarnation, WARM_UP_S):
-                    self._resubmit(index, f"restarted (incarnation {message.incarnation})", now)
-                if not was_live:
-                    log.info("broker %s is reachable", peer.address)
-                    self._place_waiting(now)
-                continue
-            peer.heard(now)
-            request_id = getattr(message, "request_id", None)
-            if not isinstance(request_id, int):
-                continue
-            future = self._queries.get(request_id)
-            call = self._calls.answered(request_id) if future is None else None
-            if call is not None:
-                future = call.waiter
-            if future is not None and not future.done():
-                future.set_result(message)
+                self._take(index, frames)
+            except Exception:  # a bug must cost one message, never the link
+                log.exception(
+                    "failed to handle a message from broker %s", self._peers[index].address
+                )
+        self._read_due.add(index)
+        self._loop.call_soon(self._read, index)
+
+    def _take(self, index: int, frames: list[zmq.Frame]) -> None:
+        """Handle one message from broker `index`: heartbeats and departures update the peer,
+        answers go to whoever waits for them."""
+        peer = self._peers[index]
+        now = time.monotonic()
+        try:
+            message = transport.message_of(frames)
+        except WireError as exc:
+            log.warning("dropping malformed message from broker %s: %s", peer.address, exc)
+            return
+        if isinstance(message, Disconnect):  # the broker is shutting down
+            peer.live = False
+            self._resubmit(index, f"is leaving ({message.reason})", now)
+            return
+        if isinstance(message, Heartbeat):
+            was_live = peer.live
+            if peer.heard(now, message.incarnation, WARM_UP_S):
+                self._resubmit(index, f"restarted (incarnation {message.incarnation})", now)
+            if not was_live:
+                log.info("broker %s is reachable", peer.address)
+                self._place_waiting(now)
+            return
+        peer.heard(now)
+        request_id = getattr(message, "request_id", None)
+        if not isinstance(request_id, int):
+            return
+        future = self._queries.get(request_id)
+        call = self._calls.answered(request_id) if future is None else None
+        if call is not None:
+            future = call.waiter
+        if future is not None and not future.done():
+            future.set_result(message)
+
+
+async def _within(future: asyncio.Future[Answer], timeout_s: float) -> Answer:
+    """`future`'s result, or TimeoutError after `timeout_s` (the future then holds it).
+
+    Cheaper than `asyncio.wait_for`, which wraps the future in a second one and so takes two
+    turns of the loop per answer; cancelling the awaiting task cancels `future` all the same.
+    """
+    expiry = asyncio.get_running_loop().call_later(timeout_s, _expire, future)
+    try:
+        return await future
+    finally:
+        expiry.cancel()
+
+
+def _expire(future: asyncio.Future[Answer]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 #: Failures the link logs at WARNING (the others are the client's or load's: DEBUG).

@@ -87,6 +87,22 @@ def test_a_restarted_peer_warms_up_before_it_is_ready() -> None:
     assert peer.live and not peer.ready(3.4) and peer.ready(3.5)
 
 
+def test_an_unreachable_peer_takes_no_requests_until_a_heartbeat_answers() -> None:
+    peer = BrokerPeer("tcp://a")
+    peer.heard(0.0, "one")
+    peer.pinged_at = 0.0
+    peer.unreachable()
+    assert peer.live and not peer.ready(0.1)
+    assert not peer.ping_due(0.04, 0.5, 0.05) and peer.ping_due(0.05, 0.5, 0.05)
+    assert not peer.heard(0.1)  # a late reply from before: not the answer awaited
+    assert not peer.ready(0.1)
+    assert not peer.heard(0.2, "one")  # the same process: ready again at once
+    assert peer.ready(0.2) and not peer.ping_due(0.45, 0.5, 0.05)
+    peer.unreachable()
+    assert peer.heard(0.3, "two", 2.5)  # another process: it warms up first
+    assert not peer.ready(2.7) and peer.ready(2.8)
+
+
 def test_ready_brokers_are_preferred_by_fewest_in_flight() -> None:
     peers = [BrokerPeer("tcp://a"), BrokerPeer("tcp://b"), BrokerPeer("tcp://c")]
     assert brokers_by_preference(peers, [0, 0, 0], 0.0) == []

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
 import zmq
 import zmq.asyncio
 
-from msq.gateways.core.link import DEADLINE_GRACE_S, HEARTBEAT_S, LIVENESS_S, BrokerLink
+from msq.gateways.core.link import (
+    DEADLINE_GRACE_S,
+    HEARTBEAT_S,
+    LIVENESS_S,
+    READ_BATCH,
+    BrokerLink,
+)
 from msq.proto import transport
 from msq.proto.codec import WireTensor
 from msq.proto.deadline import Deadline, DeadlineSource
@@ -37,7 +45,8 @@ class StandIn:
     broker does) and queues everything else for the test."""
 
     def __init__(self, address: str, incarnation: str = "standin") -> None:
-        context = zmq.asyncio.Context.instance()
+        # inproc: the link's own (plain) context, seen through asyncio.
+        context = zmq.asyncio.Context(zmq.Context.instance())
         self.address = address
         self.incarnation = incarnation
         self.socket: zmq.asyncio.Socket = transport.router(context, address)  # type: ignore[assignment]
@@ -72,12 +81,14 @@ class StandIn:
         self.socket.close(linger=0)
 
 
-def with_broker(use: Callable[[BrokerLink, StandIn], Awaitable[None]]) -> None:
-    """Run `use` on a link connected to a stand-in broker."""
+def with_broker(
+    use: Callable[[BrokerLink, StandIn], Awaitable[None]], *, timeout_s: float = 0.2
+) -> None:
+    """Run `use` on a link (default timeout `timeout_s`) connected to a stand-in broker."""
 
     async def scenario() -> None:
         broker = StandIn(f"inproc://msq-test-link-{next(_ADDRESSES)}")
-        link = BrokerLink(broker.address, default_timeout_s=0.2)
+        link = BrokerLink(broker.address, default_timeout_s=timeout_s)
         try:
             await use(link, broker)
         finally:
@@ -150,6 +161,35 @@ def test_a_passed_deadline_is_answered_without_sending() -> None:
         assert broker.messages.empty()
 
     with_broker(use)
+
+
+def test_a_burst_of_replies_beyond_one_read_answers_every_call_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """More replies than one wake-up reads, queued at once in reverse order with a malformed
+    message and a stale reply among them: each call gets its own reply, the rest is dropped.
+    The stand-in stops answering heartbeats first, so nothing wakes the link's reader but the
+    replies (and its own heartbeat sends, every HEARTBEAT_S: the bound of the wait)."""
+    count = 2 * READ_BATCH + 3
+
+    async def use(link: BrokerLink, broker: StandIn) -> None:
+        calls = [asyncio.ensure_future(link.infer("add", "add_common", [])) for _ in range(count)]
+        got = [await broker.request() for _ in range(count)]
+        broker.silence()
+        peer = got[0][0]
+        await broker.socket.send_multipart([peer, b"not a message"])
+        await broker.reply(peer, Reply(10**9, 5))  # no call has this id
+        for _, request in reversed(got):
+            await broker.reply(peer, Reply(request.request_id, request.request_id % 7))
+        replies = await asyncio.wait_for(asyncio.gather(*calls), HEARTBEAT_S)
+        assert sorted(reply.request_id for reply in replies) == sorted(r.request_id for _, r in got)
+        assert all(reply.version == reply.request_id % 7 for reply in replies)
+        assert (link.in_flight, link.resubmitted) == ({broker.address: 0}, 0)
+
+    with caplog.at_level(logging.WARNING, logger="msq.gateways.core.link"):
+        with_broker(use, timeout_s=30.0)
+    dropped = [record.message for record in caplog.records]
+    assert len(dropped) == 1 and dropped[0].startswith("dropping malformed message from broker")
 
 
 def with_brokers(use: Callable[[BrokerLink, StandIn, StandIn], Awaitable[None]]) -> None:
