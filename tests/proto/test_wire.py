@@ -132,9 +132,7 @@ def header(command: str, *fields: object, version: int = PROTOCOL_VERSION) -> by
             "field columns\\[0\\].tensors: tensor frame 9 does not exist", 5,
         ),
         (
-            [
-                header("Request", 6, "s", "m", [[1, {"x": ["float32", ["a"], b""]}]], 0, None, "", "")
-            ],
+            [header("Request", 6, "s", "m", [[1, {"x": ["float32", ["a"], 0]}]], 0, None, "", "")],
             "shape must hold integers", 6,
         ),
         (
