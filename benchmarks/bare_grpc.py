@@ -15,9 +15,9 @@ import sys
 import grpc
 
 from msq.benchmarks.clients import GRPC_OPTIONS
-from msq.benchmarks.compute import DEFAULT_THREADS, Compute, load_compute
+from msq.benchmarks.compute import Compute, load_compute
 from msq.benchmarks.payloads import fill_ms_tensor, ms_tensor_value
-from msq.benchmarks.scenarios import SCENARIOS
+from msq.benchmarks.scenarios import DEFAULT_THREADS, SCENARIOS
 from msq.proto import ms_service_pb2 as pb
 
 READY_LINE = "bare-grpc ready"

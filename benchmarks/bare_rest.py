@@ -15,8 +15,9 @@ import os
 import falcon
 import falcon.asgi
 
-from msq.benchmarks.compute import DEFAULT_THREADS, Compute, load_compute
+from msq.benchmarks.compute import Compute, load_compute
 from msq.benchmarks.ms_rest import error_body, instance_values, reply_body
+from msq.benchmarks.scenarios import DEFAULT_THREADS
 from msq.gateways.rest.ms_json import MSRestError, parse_request
 
 SCENARIO_ENV = "MSQ_BENCH_SCENARIO"

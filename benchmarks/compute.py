@@ -17,13 +17,10 @@ import numpy as np
 from mindspore import nn
 from PIL import Image
 
-from msq.benchmarks.scenarios import SCENARIOS, InstanceValues, Scenario
+from msq.benchmarks.scenarios import DEFAULT_THREADS, SCENARIOS, InstanceValues, Scenario
 
 Compute = Callable[[list[InstanceValues]], list[dict[str, np.ndarray]]]
 Graph = Callable[..., np.ndarray]
-
-#: MindSpore intra-op threads of an in-process model (as msq workers cap theirs).
-DEFAULT_THREADS = 2
 
 
 def load_graph(path: Path, threads: int = DEFAULT_THREADS) -> Graph:

@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import json
 
-from msq.benchmarks.compute import DEFAULT_THREADS, load_compute
+from msq.benchmarks.compute import load_compute
 from msq.benchmarks.load import LoadSpec, run_load
-from msq.benchmarks.scenarios import SCENARIOS
+from msq.benchmarks.scenarios import DEFAULT_THREADS, SCENARIOS
 
 
 async def measure(scenario: str, batch: int, spec: LoadSpec, threads: int) -> dict[str, object]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from msq.benchmarks.compute import DEFAULT_THREADS
+from msq.benchmarks.scenarios import DEFAULT_THREADS
 
 #: Batching like msq's default: up to 64 instances, waiting at most 2 ms for more.
 MAX_BATCH_SIZE = 64

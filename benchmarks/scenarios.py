@@ -20,6 +20,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 BENCH_SERVABLES = REPO / "benchmarks" / "servables"
 EXAMPLE_SERVABLES = REPO / "examples" / "servables"
+#: MindSpore intra-op threads of an in-process model (as msq workers cap theirs).
+DEFAULT_THREADS = 2
 
 Value = np.ndarray | bytes
 InstanceValues = dict[str, Value]

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from google.protobuf.internal import api_implementation
+
 from msq.gateways.grpc.metrics import RequestMetrics
 from msq.gateways.grpc.server import (
     DEFAULT_LISTEN,
@@ -130,6 +132,12 @@ async def serve(settings: GatewaySettings, metrics: argparse.Namespace | None = 
     await gateway.start()
     scheme = "TLS" if settings.tls is not None else "plaintext"
     log.info("serving %s on %s, broker %s", scheme, gateway.address, settings.broker)
+    if api_implementation.Type() == "python":
+        log.warning(
+            "protobuf runs its pure-Python implementation (PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION="
+            "python, which importing MindSpore sets in its process and passes on): decoding is "
+            "several times slower; start the gateway without that variable"
+        )
     address = start_exporter(metrics) if served and metrics is not None else None
     announce_ready("msq-grpc-gateway", ready_detail(f"listening on {gateway.address}", address))
     await stopping.wait()
