@@ -9,9 +9,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from msq.proto import ms_service_pb2 as ms_pb
 from tests.processes import (
     EXAMPLES,
     Proc,
@@ -68,16 +65,3 @@ def start_grpc_stack() -> GrpcStack:
     ]
     procs = start_served(procs, frontend, {"add": 1, "digits": 1, "echo": 1, "slow": 1})
     return GrpcStack(frontend, address, procs, metrics_port)
-
-
-def add_predict_request() -> ms_pb.PredictRequest:
-    """A MindSpore Serving Predict request for add.add_common: x1 = x2 = ones((2, 2))."""
-    request = ms_pb.PredictRequest()
-    request.servable_spec.name, request.servable_spec.method_name = "add", "add_common"
-    instance = request.instances.add()
-    for name in ("x1", "x2"):
-        tensor = instance.items[name]
-        tensor.dtype = ms_pb.MS_FLOAT32
-        tensor.shape.dims.extend([2, 2])
-        tensor.data = np.ones((2, 2), np.float32).tobytes()
-    return request

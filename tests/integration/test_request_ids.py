@@ -15,10 +15,10 @@ import grpc
 import numpy as np
 import pytest
 
+from msq.benchmarks.serve_hops import predict_request as add_predict_request
 from msq.proto import grpc_predict_v2_pb2 as v2
 from msq.proto import grpc_predict_v2_pb2_grpc as v2_grpc
 from msq.proto import ms_service_pb2_grpc as pb_grpc
-from tests.gateways.grpc_processes import add_predict_request
 from tests.gateways.grpc_processes import gateway as grpc_gateway
 from tests.gateways.rest_stack import call, rest_gateway
 from tests.processes import EXAMPLES, Proc, broker, endpoint, start_served, stop_all, worker

@@ -18,8 +18,8 @@ pytest.importorskip(
     "opentelemetry.sdk.trace", reason="the tracing extra is not installed: pip install msq[tracing]"
 )
 
+from msq.benchmarks.serve_hops import predict_request as add_predict_request
 from msq.proto import ms_service_pb2_grpc as pb_grpc
-from tests.gateways.grpc_processes import add_predict_request
 from tests.gateways.grpc_processes import gateway as grpc_gateway
 from tests.gateways.rest_stack import call, rest_gateway
 from tests.processes import (

@@ -17,10 +17,10 @@ import numpy as np
 import psutil
 import pytest
 
+from msq.benchmarks.serve_hops import predict_request as add_predict_request
 from msq.gateways.grpc.ms_service import SERVICE
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto import ms_service_pb2_grpc as pb_grpc
-from tests.gateways.grpc_processes import add_predict_request
 from tests.integration.launching import wait_for
 from tests.integration.test_metrics import scrape, value
 from tests.processes import Cluster, Proc, free_port

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from msq.benchmarks.serve_hops import predict_request as add_predict_request
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.grpc.metrics import RequestMetrics
 from msq.gateways.grpc.ms_service import MSService
 from msq.proto import grpc_predict_v2_pb2 as v2_pb
 from msq.proto import ms_service_pb2 as ms_pb
 from msq.proto.codec import FRAME_THRESHOLD
-from tests.gateways.grpc_processes import GrpcStack, add_predict_request
+from tests.gateways.grpc_processes import GrpcStack
 
 PREDICT = "/mindspore.serving.proto.MSService/Predict"
 V2_SERVICE = v2_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
