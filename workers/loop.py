@@ -258,10 +258,9 @@ class WorkerLoop:
     def _receive(self, index: int, connection: BrokerConnection, dealer: Socket) -> None:
         """Handle a broker's waiting messages (a bounded number, to stay responsive)."""
         for _ in range(_DRAIN_LIMIT):
-            try:
-                frames = dealer.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
+            if not transport.readable(dealer):
                 return
+            frames = dealer.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             connection.heard(time.monotonic())
             self._handle(index, connection, frames)
             if connection.dealer is not dealer:
@@ -309,10 +308,9 @@ class WorkerLoop:
 
     def _forward_results(self) -> None:
         for _ in range(_DRAIN_LIMIT):
-            try:
-                header, *frames = self._results.recv_multipart(copy=False, flags=zmq.NOBLOCK)
-            except zmq.Again:
+            if not transport.readable(self._results):
                 return
+            header, *frames = self._results.recv_multipart(copy=False, flags=zmq.NOBLOCK)
             self._queued -= 1
             index, generation = _unpack(header.bytes)
             connection = self.brokers[index]
