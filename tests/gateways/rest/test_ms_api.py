@@ -337,12 +337,18 @@ def test_a_passed_deadline_is_504(rest_stack: RestStack) -> None:
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_bodies_over_the_limit_are_413(rest_stack: RestStack, chunked: bool) -> None:
-    big = b" " * (STRICT_LIMIT + 1)
     connection = rest_stack.strict()
     if chunked:
+        big = b" " * (STRICT_LIMIT + 1)
         connection.request("POST", "/model/add:add_common", body=iter([big]), encode_chunked=True)
     else:
-        connection.request("POST", "/model/add:add_common", body=big)
+        # A declared length over the limit is answered before the body is read, so the test
+        # sends only its start: a client still writing a large body may see the connection
+        # close (over TLS: an SSL EOF) before it reads the answer. (gunicorn's asgi worker
+        # passes a request on once some body arrived: with none, it answers 500 after 30 s.)
+        connection.putrequest("POST", "/model/add:add_common")
+        connection.putheader("Content-Length", str(STRICT_LIMIT + 1))
+        connection.endheaders(b" " * 100)
     response = connection.getresponse()
     assert response.status == 413
     assert json.loads(response.read()) == {
