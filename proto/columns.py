@@ -60,21 +60,15 @@ def check_columns(part: Columns) -> str | None:
 # ------------------------------------------------------------------------------ building
 
 
-def _layout(instance: Instance) -> tuple[tuple[str, str, tuple[int, ...]], ...] | None:
-    """What instances must share to be stacked (None: this one stacks with no other)."""
-    layout = []
-    for name, tensor in instance.items():
-        row_bytes = _row_bytes(tensor)
-        if row_bytes is None or tensor.nbytes != row_bytes:
-            return None
-        layout.append((name, tensor.dtype, tensor.shape))
-    layout.sort()
-    return tuple(layout)
+def _stackable(instance: Instance) -> bool:
+    """Whether the instance may be stacked with others of its layout: every value numeric and
+    as many bytes as its shape says."""
+    return all(_row_bytes(tensor) == tensor.nbytes for tensor in instance.values())
 
 
 def _same_layout(instance: Instance, stacked: Instance) -> bool:
-    """Whether `instance` stacks with `stacked`, an instance of a stackable layout (the
-    same names, dtypes, shapes and byte sizes: cheaper than comparing their `_layout`)."""
+    """Whether `instance` stacks with `stacked`, a stackable instance: the same names, dtypes,
+    shapes and byte sizes."""
     if instance.keys() != stacked.keys():
         return False
     for name, tensor in instance.items():
@@ -121,7 +115,7 @@ def stack(instances: Sequence[Instance]) -> list[Columns]:
         if group:
             parts.append(_stacked(group))
             group = []
-        if _layout(instance) is None:
+        if not _stackable(instance):
             parts.append(_one_row(instance))
         else:
             group.append(instance)
