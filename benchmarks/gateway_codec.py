@@ -12,6 +12,7 @@ instances into columns and encode the broker `Request` (`request`); decode the b
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -19,11 +20,10 @@ import numpy as np
 
 from msq.benchmarks.payloads import ms_grpc_request, ms_rest_body
 from msq.benchmarks.scenarios import SCENARIOS
-from msq.gateways.core.instances import merge_outcomes
-from msq.gateways.grpc.ms_service import decode_instance, fill_reply
-from msq.gateways.grpc.wire import parse_predict_request
+from msq.gateways.core.instances import merge_outcomes, reply_outcomes
+from msq.gateways.grpc.ms_service import decode_instances, encode_reply, serialize_reply
+from msq.gateways.grpc.wire import RawPredictRequest, parse_predict_request
 from msq.gateways.rest.ms_json import dump_json, parse_request, reply_document
-from msq.proto import ms_service_pb2 as pb
 from msq.proto.codec import to_wire
 from msq.proto.columns import stack
 from msq.proto.errors import Failure
@@ -31,22 +31,32 @@ from msq.proto.messages import InstanceOutcome, Reply, Request
 from msq.proto.wire import decode, encode
 
 
-def grpc_request(body: bytes) -> list[InstanceOutcome]:
-    """A `PredictRequest` to the frames of its broker `Request`; the decoded instances."""
+def grpc_request(body: bytes) -> tuple[RawPredictRequest, list[InstanceOutcome]]:
+    """A `PredictRequest` to the frames of its broker `Request`, as the gRPC gateway does
+    (instances of one layout straight into columns); the request and its decoded instances
+    (none when read as columns)."""
     request = parse_predict_request(body)
-    decoded = [decode_instance(instance) for instance in request.instances]
+    if request.columns is not None:
+        encode(Request(1, request.name, request.method_name, [request.columns]))
+        return request, []
+    decoded = decode_instances(request)
     valid = [outcome for outcome in decoded if not isinstance(outcome, Failure)]
     encode(Request(1, request.name, request.method_name, stack(valid)))
-    return decoded
+    return request, decoded
 
 
-def grpc_reply(frames: list[memoryview], decoded: list[InstanceOutcome]) -> bytes:
+def grpc_reply(
+    frames: list[memoryview], decoded: tuple[RawPredictRequest, list[InstanceOutcome]]
+) -> bytes:
     """The broker's `Reply` frames to a serialized `PredictReply`."""
     reply = decode(frames)
     assert isinstance(reply, Reply)
-    message = pb.PredictReply()
-    fill_reply(message, merge_outcomes(decoded, reply))
-    return bytes(message.SerializeToString())
+    request, instances = decoded
+    if request.columns is not None:
+        outcomes = reply_outcomes(reply, request.columns.count)
+    else:
+        outcomes = merge_outcomes(instances, reply)
+    return serialize_reply(encode_reply(request, outcomes))
 
 
 def rest_request(body: bytes) -> list[InstanceOutcome]:
@@ -84,22 +94,27 @@ def main() -> None:
     scenario = SCENARIOS[args.scenario]
     rng = np.random.default_rng(0)
     instances = [scenario.make_instance(rng) for _ in range(args.instances)]
-    if args.protocol == "ms-grpc":
-        request_side, reply_side = grpc_request, grpc_reply
-        body = ms_grpc_request(scenario.servable, scenario.method, instances)
-    else:
-        request_side, reply_side = rest_request, rest_reply
-        body = ms_rest_body(instances)
-    decoded = request_side(body)
     outputs = [{"y": to_wire(rng.standard_normal(10).astype(np.float32))} for _ in instances]
     frames = [memoryview(frame) for frame in encode(Reply(1, 1, stack(outputs)))]
+    request_side: Callable[[], object]
+    reply_side: Callable[[], object]
+    if args.protocol == "ms-grpc":
+        grpc_body = ms_grpc_request(scenario.servable, scenario.method, instances)
+        grpc_decoded = grpc_request(grpc_body)
+        request_side = functools.partial(grpc_request, grpc_body)
+        reply_side = functools.partial(grpc_reply, frames, grpc_decoded)
+    else:
+        rest_body = ms_rest_body(instances)
+        rest_decoded = rest_request(rest_body)
+        request_side = functools.partial(rest_request, rest_body)
+        reply_side = functools.partial(rest_reply, frames, rest_decoded)
     count = args.instances
     print(f"{args.protocol} {args.scenario}, {count} instances per request:")
     print("  µs of CPU per request (per instance)")
     total = 0.0
     for side, work in (
-        ("request", lambda: request_side(body)),
-        ("reply", lambda: reply_side(frames, decoded)),
+        ("request", request_side),
+        ("reply", reply_side),
     ):
         spent = cpu_us(work, args.seconds)
         total += spent

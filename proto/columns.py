@@ -27,7 +27,8 @@ def count_rows(parts: Iterable[Columns]) -> int:
     return sum(part.count for part in parts)
 
 
-def _bytes_view(data: Buffer) -> memoryview:
+def bytes_view(data: Buffer) -> memoryview:
+    """A tensor's data as a flat view of bytes."""
     view = memoryview(data)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
@@ -129,7 +130,7 @@ def stack(instances: Sequence[Instance]) -> list[Columns]:
 
 def _slice_tensor(tensor: WireTensor, count: int, start: int, stop: int) -> WireTensor:
     row_bytes = tensor.nbytes // count
-    data = _bytes_view(tensor.data)[start * row_bytes : stop * row_bytes]
+    data = bytes_view(tensor.data)[start * row_bytes : stop * row_bytes]
     return WireTensor(tensor.dtype, (stop - start, *tensor.shape[1:]), data)
 
 
@@ -169,7 +170,7 @@ def split(parts: Iterable[Columns]) -> list[Instance]:
             if part.count == 1:
                 rows[0][name] = WireTensor(dtype, shape, tensor.data)
                 continue
-            view = _bytes_view(tensor.data)
+            view = bytes_view(tensor.data)
             size = len(view) // part.count
             for row, instance in enumerate(rows):
                 instance[name] = WireTensor(dtype, shape, view[row * size : (row + 1) * size])

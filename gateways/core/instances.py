@@ -4,8 +4,9 @@ MindSpore Serving's gRPC `Predict` and REST `POST /model/...` carry a request as
 instances, some of which may already have failed to decode. `infer_instances` stacks the good
 ones once (`msq.proto.columns.stack`: one copy per input per run of same-layout instances),
 sends them as one request, and gives every instance its outcome back as a row of `Outcomes`:
-its decoding failure, the whole request's failure, or its row of the reply. The reply's output
-columns are split only by each protocol's encoder.
+its decoding failure, the whole request's failure, or its row of the reply. `infer_columns`
+does the same for instances a gateway read straight into columns. The reply's output columns
+are split only by each protocol's encoder.
 """
 
 from __future__ import annotations
@@ -41,6 +42,30 @@ async def infer_instances(
     return merge_outcomes(decoded, reply)
 
 
+async def infer_columns(
+    link: BrokerLink,
+    servable: str,
+    method: str,
+    columns: Columns,
+    *,
+    version: int,
+    deadline: Deadline,
+    rid: str,
+) -> Outcomes:
+    """Run `method` of `servable` on instances already stacked and checked (one row each)."""
+    reply = await link.infer(
+        servable, method, [columns], version=version, deadline=deadline, rid=rid
+    )
+    return reply_outcomes(reply, columns.count)
+
+
+def reply_outcomes(reply: Reply, count: int) -> Outcomes:
+    """`reply` to a request of `count` instances as their outcomes."""
+    if reply.error is not None:
+        return Outcomes.failed(count, reply.error)
+    return Outcomes(reply.columns, reply.failures, count)
+
+
 def merge_outcomes(decoded: Sequence[InstanceOutcome], reply: Reply | None) -> Outcomes:
     """Every decoded instance's outcome as a row: its decoding failure, the whole request's
     failure, or its row of `reply` (the answer to the instances that decoded, as
@@ -48,10 +73,10 @@ def merge_outcomes(decoded: Sequence[InstanceOutcome], reply: Reply | None) -> O
     valid = [row for row, outcome in enumerate(decoded) if not isinstance(outcome, Failure)]
     columns: list[Columns] = []
     answered: dict[int, Failure] = {}
+    if reply is not None and len(valid) == len(decoded):
+        return reply_outcomes(reply, len(decoded))
     if reply is not None and reply.error is not None:
         answered = dict.fromkeys(valid, reply.error)
-    elif reply is not None and len(valid) == len(decoded):
-        return Outcomes(reply.columns, reply.failures, len(decoded))
     elif reply is not None:
         columns = reply.columns
         answered = {valid[failure.row]: failure.failure for failure in reply.failures}

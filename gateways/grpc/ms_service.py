@@ -8,8 +8,11 @@ failed ones). A malformed instance fails alone; the others still run. The one de
 with a gRPC deadline whose instances all time out ends with DEADLINE_EXCEEDED, as gRPC callers
 expect. The deadline is the call's gRPC deadline, else the gateway's default; the request id
 its `x-request-id` metadata (`msq.gateways.grpc.request_context`). Requests are
-decoded by `msq.gateways.grpc.wire` (large tensors are not copied), their good instances
-stacked into columns and their answers split back by `msq.gateways.core.instances`.
+decoded by `msq.gateways.grpc.wire`: instances of one layout straight into columns, with their
+answer written straight from the reply's columns when no instance failed
+(`msq.gateways.grpc.ms_columns`); others instance by instance (large tensors are not copied),
+their good instances stacked into columns and their answers split back by
+`msq.gateways.core.instances`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import grpc
 from msq import tracing
 from msq.gateways.core.deadline import request_deadline
 from msq.gateways.core.errors import error_status
-from msq.gateways.core.instances import infer_instances
+from msq.gateways.core.instances import infer_columns, infer_instances
 from msq.gateways.core.link import BrokerLink
 from msq.gateways.grpc.decoding import unary_method
+from msq.gateways.grpc.ms_columns import write_reply
 from msq.gateways.grpc.request_context import call_request_id, metadata_value
 from msq.gateways.grpc.wire import RawPredictRequest, RawTensor, parse_predict_request
 from msq.proto import ms_service_pb2 as pb
@@ -48,6 +52,25 @@ def decode_instance(items: dict[str, RawTensor]) -> InstanceOutcome:
         except CodecError as exc:
             return Failure(ErrorKind.INVALID_INPUT, f"input {name}: {exc}")
     return tensors
+
+
+def decode_instances(request: RawPredictRequest) -> list[InstanceOutcome]:
+    """Every instance of a request not read as columns, decoded (or its failure)."""
+    return [decode_instance(items) for items in request.instances or request.legacy_instances]
+
+
+def encode_reply(request: RawPredictRequest, outcomes: Outcomes) -> pb.PredictReply | bytes:
+    """The answer to `request`: its servable spec and `outcomes` (already serialized when
+    `write_reply` can write them)."""
+    written = write_reply(request.name, request.method_name, request.version_number, outcomes)
+    if written is not None:
+        return written
+    reply = pb.PredictReply()
+    spec = reply.servable_spec  # echoes the request's
+    spec.name, spec.method_name = request.name, request.method_name
+    spec.version_number = request.version_number
+    fill_reply(reply, outcomes)
+    return reply
 
 
 def _add_error(reply: pb.PredictReply, code: int, message: str) -> None:
@@ -95,6 +118,11 @@ def _fill_column(column: WireTensor, items: list[pb.Tensor]) -> None:
         item.data = data[row * size : (row + 1) * size]
 
 
+def serialize_reply(reply: pb.PredictReply | bytes) -> bytes:
+    """The reply's bytes (`write_reply` gives them already serialized)."""
+    return reply if isinstance(reply, bytes) else bytes(reply.SerializeToString())
+
+
 def timeout_of_all(outcomes: Outcomes) -> Failure | None:
     """The first row's failure when every row failed with a timeout, else None."""
     failures = outcomes.failures
@@ -118,13 +146,13 @@ class MSService:
             _SERVICE.methods_by_name["Predict"],
             self.predict,
             parse_predict_request,
-            pb.PredictReply.SerializeToString,
+            serialize_reply,
         )
         return grpc.method_handlers_generic_handler(SERVICE, {"Predict": predict})
 
     async def predict(
         self, request: RawPredictRequest, context: grpc.aio.ServicerContext
-    ) -> pb.PredictReply:
+    ) -> pb.PredictReply | bytes:
         """Run the requested method on every instance."""
         rid = call_request_id(context)
         traceparent = metadata_value(context, tracing.TRACEPARENT)
@@ -133,27 +161,32 @@ class MSService:
 
     async def _predict(
         self, request: RawPredictRequest, context: grpc.aio.ServicerContext, rid: str
-    ) -> pb.PredictReply:
+    ) -> pb.PredictReply | bytes:
         deadline = request_deadline(
             self._default_timeout_s, grpc_remaining_s=context.time_remaining()
         )
-        raw_instances = request.instances or request.legacy_instances
-        answer = await infer_instances(
-            self._link,
-            request.name,
-            request.method_name,
-            [decode_instance(instance) for instance in raw_instances],
-            version=request.version_number,
-            deadline=deadline,
-            rid=rid,
-        )
+        if request.columns is not None:
+            answer = await infer_columns(
+                self._link,
+                request.name,
+                request.method_name,
+                request.columns,
+                version=request.version_number,
+                deadline=deadline,
+                rid=rid,
+            )
+        else:
+            answer = await infer_instances(
+                self._link,
+                request.name,
+                request.method_name,
+                decode_instances(request),
+                version=request.version_number,
+                deadline=deadline,
+                rid=rid,
+            )
         timeout = timeout_of_all(answer)
         if timeout is not None and deadline.source is DeadlineSource.GRPC_DEADLINE:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, timeout.message)
         with tracing.span("msq.gateway.reply"):
-            reply = pb.PredictReply()
-            spec = reply.servable_spec  # echoes the request's
-            spec.name, spec.method_name = request.name, request.method_name
-            spec.version_number = request.version_number
-            fill_reply(reply, answer)
-        return reply
+            return encode_reply(request, answer)

@@ -1,5 +1,8 @@
-"""Decoding large gRPC requests without copying their tensors.
+"""Decoding gRPC requests without protobuf objects per instance, and large ones without copying
+their tensors.
 
+A `PredictRequest` whose instances share one layout is read straight into columns
+(`msq.gateways.grpc.ms_columns`); the others are decoded instance by instance, as follows.
 protobuf's Python runtime copies a message's bytes when it parses it and again each time a
 `bytes` field is read. For messages of `ZERO_COPY_MIN_BYTES` and more (a `PredictRequest`
 also needs instances of `ZERO_COPY_MIN_INSTANCE_BYTES` on average), these deserializers read
@@ -20,20 +23,19 @@ Malformed input raises `ValueError` (or protobuf's `DecodeError`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
+from msq.gateways.grpc.ms_columns import read_uniform
+from msq.gateways.grpc.protowire import LENGTH, VARINT, fields, int64s, signed, text
 from msq.proto import grpc_predict_v2_pb2 as v2
 from msq.proto import ms_service_pb2 as ms
 from msq.proto.codec import FRAME_THRESHOLD
+from msq.proto.messages import Columns
 
 #: Messages at least this large are decoded without copying their tensors...
 ZERO_COPY_MIN_BYTES = FRAME_THRESHOLD
 #: ... and a `PredictRequest` only when its instances average at least this many bytes.
 ZERO_COPY_MIN_INSTANCE_BYTES = 256 * 1024
 
-VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
-_UINT64 = 1 << 64
-_INT64_MAX = (1 << 63) - 1
 _RAW_INPUT_CONTENTS = v2.ModelInferRequest.RAW_INPUT_CONTENTS_FIELD_NUMBER
 
 
@@ -53,26 +55,43 @@ class RawTensor:
 
 @dataclass(slots=True)
 class RawPredictRequest:
-    """A `PredictRequest`: the servable spec and every instance's tensors by name."""
+    """A `PredictRequest`: the servable spec and every instance's tensors by name, or (when
+    every instance has one layout) all instances as `columns`, already checked."""
 
     name: str = ""
     method_name: str = ""
     version_number: int = 0
     instances: list[dict[str, RawTensor]] = field(default_factory=list)
     legacy_instances: list[dict[str, RawTensor]] = field(default_factory=list)
+    columns: Columns | None = None
 
 
 def parse_predict_request(message: bytes) -> RawPredictRequest:
     """Decode a serialized `PredictRequest` (grpcio's request deserializer).
 
-    Decoding here costs ~10 µs of Python per instance, protobuf's copies ~40 µs per MB: the
-    zero-copy decoder pays off for messages whose instances are large on average.
+    Instances of one layout become columns. Otherwise decoding here costs ~10 µs of Python per
+    instance, protobuf's copies ~40 µs per MB: the zero-copy decoder pays off for messages
+    whose instances are large on average.
     """
+    uniform = read_uniform(message)
+    if uniform is not None:
+        request = RawPredictRequest(columns=uniform.columns)
+        try:
+            for spec in uniform.specs:
+                _parse_spec(spec, request)
+        except ValueError:  # protobuf's own parser says why
+            return parse_with_protobuf(message)
+        return request
     if len(message) >= ZERO_COPY_MIN_BYTES:
-        top_level = _fields(memoryview(message))
+        top_level = fields(memoryview(message))
         instances = sum(1 for f in top_level if f.number in (2, 3))
         if len(message) >= ZERO_COPY_MIN_INSTANCE_BYTES * max(1, instances):
             return parse_zero_copy(message)
+    return parse_with_protobuf(message)
+
+
+def parse_with_protobuf(message: bytes) -> RawPredictRequest:
+    """Decode a serialized `PredictRequest` instance by instance with protobuf's parser."""
     request = ms.PredictRequest.FromString(message)
     spec = request.servable_spec
     return RawPredictRequest(
@@ -100,7 +119,7 @@ def _items(instance: ms.Instance) -> dict[str, RawTensor]:
 def parse_zero_copy(message: bytes) -> RawPredictRequest:
     """Decode a serialized `PredictRequest`, tensor data as views of `message`."""
     request = RawPredictRequest()
-    for f in _fields(memoryview(message)):
+    for f in fields(memoryview(message)):
         if f.number == 1 and f.wire_type == LENGTH:
             _parse_spec(f.value, request)
         elif f.number in (2, 3) and f.wire_type == LENGTH:
@@ -110,23 +129,23 @@ def parse_zero_copy(message: bytes) -> RawPredictRequest:
 
 
 def _parse_spec(data: memoryview, request: RawPredictRequest) -> None:
-    for f in _fields(data):
+    for f in fields(data):
         if f.number == 1 and f.wire_type == LENGTH:
-            request.name = _text(f.value)
+            request.name = text(f.value)
         elif f.number == 2 and f.wire_type == LENGTH:
-            request.method_name = _text(f.value)
+            request.method_name = text(f.value)
         elif f.number == 3 and f.wire_type == VARINT:
             request.version_number = f.value
 
 
 def _parse_instance(data: memoryview) -> dict[str, RawTensor]:
     items: dict[str, RawTensor] = {}
-    for f in _fields(data):
+    for f in fields(data):
         if f.number == 1 and f.wire_type == LENGTH:
             key, tensor = "", RawTensor()
-            for entry in _fields(f.value):
+            for entry in fields(f.value):
                 if entry.number == 1 and entry.wire_type == LENGTH:
-                    key = _text(entry.value)
+                    key = text(entry.value)
                 elif entry.number == 2 and entry.wire_type == LENGTH:
                     _parse_tensor(entry.value, tensor)
             items[key] = tensor
@@ -134,13 +153,13 @@ def _parse_instance(data: memoryview) -> dict[str, RawTensor]:
 
 
 def _parse_tensor(data: memoryview, tensor: RawTensor) -> None:
-    for f in _fields(data):
+    for f in fields(data):
         if f.number == 1 and f.wire_type == LENGTH:
-            for dims in _fields(f.value):
+            for dims in fields(f.value):
                 if dims.number == 1:
-                    tensor.dims.extend(_int64s(dims.wire_type, dims.value))
+                    tensor.dims.extend(int64s(dims.wire_type, dims.value))
         elif f.number == 2 and f.wire_type == VARINT:
-            tensor.dtype = _signed(f.value)
+            tensor.dtype = signed(f.value)
         elif f.number == 3 and f.wire_type == LENGTH:
             tensor.data, tensor.shared_memory = f.value, False
         elif f.number == 4 and f.wire_type == LENGTH:
@@ -168,83 +187,9 @@ def parse_infer_request(message: bytes) -> SplitInferRequest:
     view = memoryview(message)
     rest: list[memoryview] = []
     raw_inputs: list[bytes | memoryview] = []
-    for f in _fields(view):
+    for f in fields(view):
         if f.number == _RAW_INPUT_CONTENTS and f.wire_type == LENGTH:
             raw_inputs.append(f.value)
         else:
             rest.append(view[f.start : f.end])
     return SplitInferRequest(v2.ModelInferRequest.FromString(b"".join(rest)), raw_inputs)
-
-
-# ----------------------------------------------------------------------------- wire format
-
-
-class _Field(NamedTuple):
-    number: int
-    wire_type: int
-    value: Any  # int for varints, a view of the payload otherwise
-    start: int  # where the field (its key) starts in the message
-    end: int
-
-
-def _fields(data: memoryview) -> list[_Field]:
-    """Every field of a message, in order."""
-    fields: list[_Field] = []
-    offset, end = 0, len(data)
-    while offset < end:
-        start = offset
-        key, offset = _varint(data, offset)
-        number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("malformed message: field number 0")
-        if wire_type == VARINT:
-            value, offset = _varint(data, offset)
-            fields.append(_Field(number, wire_type, value, start, offset))
-            continue
-        if wire_type == LENGTH:
-            size, offset = _varint(data, offset)
-        elif wire_type in (FIXED64, FIXED32):
-            size = 8 if wire_type == FIXED64 else 4
-        else:
-            raise ValueError(f"malformed message: unsupported wire type {wire_type}")
-        if offset + size > end:
-            raise ValueError("malformed message: a field runs past the end")
-        payload = data[offset : offset + size]
-        offset += size
-        fields.append(_Field(number, wire_type, payload, start, offset))
-    return fields
-
-
-def _varint(data: memoryview, offset: int) -> tuple[int, int]:
-    value = shift = 0
-    while shift < 70:
-        if offset >= len(data):
-            raise ValueError("malformed message: truncated varint")
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value & (_UINT64 - 1), offset
-        shift += 7
-    raise ValueError("malformed message: varint longer than 10 bytes")
-
-
-def _int64s(wire_type: int, value: Any) -> list[int]:
-    """The values of a repeated int64 field occurrence, packed or not."""
-    if wire_type == VARINT:
-        return [_signed(value)]
-    if wire_type != LENGTH:
-        raise ValueError("malformed message: repeated int64 field of the wrong wire type")
-    numbers, offset = [], 0
-    while offset < len(value):
-        number, offset = _varint(value, offset)
-        numbers.append(_signed(number))
-    return numbers
-
-
-def _signed(number: int) -> int:
-    return number - _UINT64 if number > _INT64_MAX else number
-
-
-def _text(data: memoryview) -> str:
-    return bytes(data).decode("utf-8")

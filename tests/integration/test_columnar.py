@@ -79,6 +79,28 @@ def test_a_request_answers_each_instance_as_it_would_alone(
             assert np.array_equal(together["y"], expected)
 
 
+@pytest.mark.parametrize("kind", [GOOD, "wide", "int32"])
+@pytest.mark.parametrize("method", ["add_common", "add_cast"])
+def test_instances_of_one_layout_answer_as_they_would_alone(
+    grpc_stack: GrpcStack, method: str, kind: str
+) -> None:
+    """Read straight into columns and answered straight from them (`ms_columns`), or every
+    instance failing the same way: the answers are those of each instance alone."""
+    instances = [_add_instance(kind, seed) for seed in range(20)]
+    client = Client(grpc_stack.address, "add", method)
+    batch = client.infer(instances)
+    alone = [_alone(client, instance) for instance in instances]
+    if isinstance(batch, dict):  # one error for all, as MindSpore Serving answers
+        assert kind == "wide" or (method == "add_common" and kind == "int32")
+        assert all(result == batch for result in alone)
+        return
+    assert isinstance(batch, list) and len(batch) == len(instances)
+    for together, single, instance in zip(batch, alone, instances, strict=True):
+        assert _same(together, single)
+        expected = instance["x1"].astype(np.float32) + instance["x2"].astype(np.float32)
+        assert np.array_equal(together["y"], expected)
+
+
 def _same_digit(batch: object, alone: object) -> bool:
     """The same digit answer; scores may differ in the last bits, as a batched model call sums
     in another order than a call on one row."""
