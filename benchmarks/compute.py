@@ -29,7 +29,7 @@ def load_graph(path: Path, threads: int = DEFAULT_THREADS) -> Graph:
     cell = nn.GraphCell(ms.load(str(path)))
 
     def run(*inputs: np.ndarray) -> np.ndarray:
-        output: Any = cell(*(ms.Tensor(value) for value in inputs))
+        output: Any = cell(*(ms.from_numpy(value) for value in inputs))  # as msq's workers
         if isinstance(output, (tuple, list)):
             output = output[0]
         return np.asarray(output.asnumpy())

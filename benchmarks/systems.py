@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,8 @@ class System:
     name: str
     endpoints: Endpoints
     servers: list[procs.Server] = field(default_factory=list)
+    #: A folder of the system's own (its ipc sockets), removed once it stopped.
+    runtime_dir: Path | None = None
 
     def memory(self) -> dict[str, float]:
         """RSS in MB of every process of the system."""
@@ -70,14 +74,17 @@ class System:
 
     def stop(self) -> None:
         procs.stop(self.servers)
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
 
 def _started(
     name: str,
     endpoints: Endpoints,
     servers: Sequence[procs.Server],
+    runtime_dir: Path | None = None,
 ) -> System:
-    system = System(name, endpoints, list(servers))
+    system = System(name, endpoints, list(servers), runtime_dir)
     try:
         procs.wait_ready(servers)
     except BaseException:
@@ -87,9 +94,10 @@ def _started(
 
 
 def start_msq(scenario: Scenario, log_dir: Path, *, batching: bool = True) -> System:
-    """Broker, worker and both gateways serving the scenario's servable."""
-    frontend = f"tcp://127.0.0.1:{procs.free_port()}"
-    backend = f"tcp://127.0.0.1:{procs.free_port()}"
+    """Broker, worker and both gateways serving the scenario's servable; they reach the broker
+    over ipc:// sockets in a private folder, as `msq serve` runs them by default."""
+    runtime_dir = Path(tempfile.mkdtemp(prefix="msq-bench-"))
+    frontend, backend = f"ipc://{runtime_dir}/frontend", f"ipc://{runtime_dir}/backend"
     grpc_port, rest_port = procs.free_port(), procs.free_port()
     worker = [
         "msq-worker",
@@ -143,7 +151,7 @@ def start_msq(scenario: Scenario, log_dir: Path, *, batching: bool = True) -> Sy
         broker=frontend,
         link_timeout_s=scenario.timeout_s,
     )
-    return _started("msq" if batching else "msq-nobatch", endpoints, servers)
+    return _started("msq" if batching else "msq-nobatch", endpoints, servers, runtime_dir)
 
 
 def start_bare_grpc(scenario: Scenario, log_dir: Path) -> System:

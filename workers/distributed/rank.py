@@ -156,7 +156,7 @@ def _call(graph: Any, call: AgentCall, last: bool) -> AgentOutputs:
 
     arrays = [from_wire(call.inputs[str(k)]) for k in range(len(call.inputs))]
     try:
-        result = graph(*(ms.Tensor(array) for array in arrays))
+        result = graph(*(ms.from_numpy(array) for array in arrays))  # lent, not copied
     except (RuntimeError, ValueError, TypeError) as exc:
         return AgentOutputs(call.call_id, {}, f"{type(exc).__name__}: {exc}")
     if not last:
