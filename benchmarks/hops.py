@@ -3,11 +3,12 @@
 The harness reads every server process's CPU time (user + system, as the kernel accounts it in
 /proc/PID/stat, a gunicorn master's workers included) at the start and the end of a run's
 measured window (`cpu_s` in the run). The hops of a run are the gateway serving its path (none
-over `link`), the broker and the worker; the worker's `compute` is the time the broker's route
-statistics report for the method's execution (the model and the method's own stages), so
-`worker_outside` is what the worker spends on everything else (receiving, decoding, batching,
-encoding, sending). Resolution: the kernel counts in ticks (10 ms), so a run must be long
-enough for each process to use many ticks (a 3 s run of a busy process uses ~100-300).
+over `link`), the broker and the worker; the worker's `compute` is the CPU time the worker
+process used while it executed the method (the model, its kernel threads and the method's own
+stages: `compute_cpu_ms` of the broker's route statistics), so `worker_outside` is what the
+worker spends on everything else (receiving, decoding, batching, encoding, sending).
+Resolution: the kernel counts in ticks (10 ms), so a run must be long enough for each process
+to use many ticks (a 3 s run of a busy process uses ~100-300).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def hop_seconds(run: dict[str, Any]) -> dict[str, float | None]:
     gateway_name = GATEWAYS.get(run["path"])
     gateway = None if gateway_name is None else float(cpu[gateway_name])
     broker, worker = float(cpu["broker"]), float(cpu["worker"])
-    compute = float((run.get("batching") or {}).get("compute_ms_sum", 0.0)) / 1000.0
+    compute = float((run.get("batching") or {}).get("compute_cpu_ms_sum", 0.0)) / 1000.0
     return {
         "gateway": gateway,
         "broker": broker,

@@ -77,7 +77,8 @@ def _route(stats: dict[str, Any] | None, scenario: Scenario) -> dict[str, Any]:
 
 def batching_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
     """The broker's batching over a run, from its route statistics before and after
-    (`compute_ms_sum`: the worker's time in the method's execution, all jobs together)."""
+    (`compute_ms_sum`: the worker's time in the method's execution, all jobs together;
+    `compute_cpu_ms_sum`: the worker process's CPU time meanwhile)."""
     sizes_after = after.get("job_sizes", {})
     sizes_before = before.get("job_sizes", {})
     jobs = {int(n): c - sizes_before.get(n, 0) for n, c in sizes_after.items()}
@@ -89,6 +90,8 @@ def batching_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     compute_after, compute_before = after.get("compute_ms", {}), before.get("compute_ms", {})
     computes = compute_after.get("count", 0) - compute_before.get("count", 0)
     compute_sum = compute_after.get("sum", 0.0) - compute_before.get("sum", 0.0)
+    cpu_after, cpu_before = after.get("compute_cpu_ms", {}), before.get("compute_cpu_ms", {})
+    cpu_sum = cpu_after.get("sum", 0.0) - cpu_before.get("sum", 0.0)
     return {
         "jobs": executions,
         "mean_job_size": round(sum(n * c for n, c in jobs.items()) / executions, 3)
@@ -97,6 +100,7 @@ def batching_summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
         "queue_delay_ms_mean": round(delay_sum / delays, 4) if delays else 0.0,
         "compute_ms_mean": round(compute_sum / computes, 4) if computes else 0.0,
         "compute_ms_sum": round(compute_sum, 3),
+        "compute_cpu_ms_sum": round(cpu_sum, 3),
     }
 
 

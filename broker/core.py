@@ -275,7 +275,7 @@ class BrokerCore:
             log.warning("ignoring result of unknown job %d", result.job_id)
             return
         self._close_job(job, worker)
-        job.route.stats.job_done(job.rows, result.compute_ms)
+        job.route.stats.job_done(job.rows, result.compute_ms, result.compute_cpu_ms)
         job.route.stats.window.completed(now, [(i.enqueued_at, i.count) for i in job.items])
         for item, outcomes in settled_ranges(job, result):
             self.requests.settle(item.request, item.start, outcomes)

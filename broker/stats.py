@@ -12,7 +12,8 @@ Shape of the report (plain msgpack/JSON data):
              "failures": {error kind: instances},
              "job_sizes": {"n": jobs with n real instances},
              "queue_delay_ms": {"sum", "count", "buckets": [[upper_ms, cumulative], ...]},
-             "compute_ms": {"sum", "count"},
+             "compute_ms": {"sum", "count"},      # the method's execution (wall time)
+             "compute_cpu_ms": {"sum", "count"},  # the worker's CPU meanwhile
              "queued", "in_flight"}]}
 ```
 
@@ -213,6 +214,7 @@ class RouteStats:
     job_sizes: Counter[int] = field(default_factory=Counter)
     queue_delay_ms: Histogram = field(default_factory=lambda: Histogram(QUEUE_DELAY_BUCKETS_MS))
     compute_ms_sum: float = 0.0
+    compute_cpu_ms_sum: float = 0.0
     #: The last minute, for `msq status` (see `LiveWindow`).
     window: LiveWindow = field(default_factory=LiveWindow)
 
@@ -221,10 +223,11 @@ class RouteStats:
         self.instances_failed += count
         self.failures[kind.value] += count
 
-    def job_done(self, size: int, compute_ms: float) -> None:
+    def job_done(self, size: int, compute_ms: float, compute_cpu_ms: float) -> None:
         self.executions += 1
         self.job_sizes[size] += 1
         self.compute_ms_sum += compute_ms
+        self.compute_cpu_ms_sum += compute_cpu_ms
 
     def report(self, queued: int, in_flight: int) -> dict[str, object]:
         return {
@@ -241,6 +244,7 @@ class RouteStats:
             "job_sizes": {str(size): count for size, count in sorted(self.job_sizes.items())},
             "queue_delay_ms": self.queue_delay_ms.report(),
             "compute_ms": {"sum": self.compute_ms_sum, "count": self.executions},
+            "compute_cpu_ms": {"sum": self.compute_cpu_ms_sum, "count": self.executions},
             "queued": queued,
             "in_flight": in_flight,
         }

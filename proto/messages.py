@@ -18,7 +18,7 @@ from msq.proto.codec import WireTensor
 from msq.proto.errors import Failure
 
 #: Version of the internal protocol; a peer speaking another version is refused.
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 Instance: TypeAlias = dict[str, WireTensor]
 InstanceOutcome: TypeAlias = Instance | Failure
@@ -172,12 +172,15 @@ class Job:
 @dataclass(frozen=True, slots=True)
 class Result:
     """Worker -> broker: the outcome of every job instance (as in `Reply`: the rows in
-    `failures` failed, `columns` hold the others' outputs in row order), and the compute time."""
+    `failures` failed, `columns` hold the others' outputs in row order), the time the method's
+    execution took, and the CPU time the worker process used meanwhile (all its threads: the
+    model's kernels too)."""
 
     job_id: int
     columns: list[Columns] = field(default_factory=list)
     failures: list[RowFailure] = field(default_factory=list)
     compute_ms: float = 0.0
+    compute_cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class LoadedServable:
 
     def execute(self, job: Job) -> Result:
         """Run a job: the outcome of every row, in order (each model pads to its own sizes)."""
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         runner = self.methods.get(job.method)
         if runner is None:
             failure = Failure(ErrorKind.NOT_FOUND, f"method is not available: {job.method}")
@@ -120,7 +120,8 @@ class LoadedServable:
         else:
             outcomes = runner.run(job.columns)
         compute_ms = (time.perf_counter() - start) * 1000.0
-        return Result(job.job_id, outcomes.columns, outcomes.failures, compute_ms)
+        cpu_ms = (time.process_time() - cpu_start) * 1000.0
+        return Result(job.job_id, outcomes.columns, outcomes.failures, compute_ms, cpu_ms)
 
 
 def load_servable(

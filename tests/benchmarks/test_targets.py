@@ -68,11 +68,13 @@ def test_batching_summary_is_the_difference_over_a_run() -> None:
         "job_sizes": {"1": 10, "4": 2},
         "queue_delay_ms": {"sum": 10.0, "count": 18},
         "compute_ms": {"sum": 6.0, "count": 12},
+        "compute_cpu_ms": {"sum": 9.0, "count": 12},
     }
     after = {
         "job_sizes": {"1": 12, "4": 6, "8": 2},
         "queue_delay_ms": {"sum": 40.0, "count": 48},
         "compute_ms": {"sum": 26.0, "count": 20},
+        "compute_cpu_ms": {"sum": 39.5, "count": 20},
     }
     summary = batching_summary(before, after)
     assert summary == {
@@ -81,6 +83,7 @@ def test_batching_summary_is_the_difference_over_a_run() -> None:
         "queue_delay_ms_mean": 1.0,  # 30 ms over 30 instances
         "compute_ms_mean": 2.5,  # 20 ms over 8 jobs
         "compute_ms_sum": 20.0,
+        "compute_cpu_ms_sum": 30.5,
     }
 
 

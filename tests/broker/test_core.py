@@ -337,3 +337,17 @@ def test_a_timeout_that_is_not_a_finite_number_is_invalid_input() -> None:
         assert reply.error == Failure(
             ErrorKind.INVALID_INPUT, f"timeout_ms must be a finite number, not {timeout_ms}"
         )
+
+
+def test_route_statistics_sum_the_workers_compute_time_and_cpu() -> None:
+    core = new_core()
+    core.on_worker_message(W1, ready(), 0.0)
+    for rid, (wall_ms, cpu_ms) in enumerate([(2.0, 3.5), (1.0, 0.25)], start=1):
+        ((_, job),) = jobs(core.on_request(GATEWAY, request(rid, [1.0]), 0.0))
+        answer = echo_result(job)
+        result = Result(job.job_id, answer.columns, answer.failures, wall_ms, cpu_ms)
+        core.on_worker_message(W1, result, 0.1)
+    status = core.on_status_query(GATEWAY, StatusQuery(9), 0.2)[0].message
+    (route,) = status.stats["routes"]  # type: ignore[union-attr]
+    assert route["compute_ms"] == {"sum": 3.0, "count": 2}
+    assert route["compute_cpu_ms"] == {"sum": 3.75, "count": 2}

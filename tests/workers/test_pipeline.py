@@ -219,7 +219,7 @@ def test_execute_a_job(pipes: LoadedServable) -> None:
     result = pipes.execute(job)
     assert result.job_id == 7
     assert [values(decode(o), "y") for o in rows(result)] == [[3.0] * 3, [5.0] * 3]
-    assert result.compute_ms > 0
+    assert result.compute_ms > 0 and result.compute_cpu_ms > 0
     missing = pipes.execute(Job(8, "nope", stack([encode({"x": f32(3)})] * 2), 60_000.0))
     assert rows(missing) == [Failure(ErrorKind.NOT_FOUND, "method is not available: nope")] * 2
 
