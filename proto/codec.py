@@ -36,8 +36,9 @@ STRING = "str"
 BYTES = "bytes"
 DTYPES: frozenset[str] = frozenset(NUMERIC_DTYPES) | {STRING, BYTES}
 
-#: Tensors at least this large travel as their own frame, sent without copying (pyzmq's
-#: `COPY_THRESHOLD`); smaller ones are inlined in the message header, which costs less.
+#: Tensors at least this large travel as their own frame (handed to libzmq without a copy from
+#: `msq.proto.transport.COPY_THRESHOLD_BYTES` on); smaller ones are inlined in the message
+#: header, which costs less.
 FRAME_THRESHOLD = 65536
 
 Value: TypeAlias = np.ndarray | np.generic | str | bytes
