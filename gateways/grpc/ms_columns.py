@@ -4,11 +4,11 @@ straight from them, when every instance has one layout.
 Instances that share names, dtypes and shapes (a client sending a batch of like instances)
 serialize to the same bytes except their tensor data. `read_uniform` parses the first instance
 field, compares the bytes outside its data regions with the next ones' in one NumPy pass, and
-when they match takes each input's column as those regions stacked: one copy (none for a lone
-instance), no protobuf object per instance. Anything else returns None so that the request is
-decoded instance by instance (`msq.gateways.grpc.wire`, which gives the per-instance errors):
-instances of several layouts, STRING or BYTES tensors, invalid tensors, unknown or repeated
-fields, `output_buffers`, legacy instances.
+when they match takes each input's column as those regions stacked: one copy, no protobuf
+object per instance. Anything else returns None so that the request is decoded instance by
+instance (`msq.gateways.grpc.wire`, which gives the per-instance errors): fewer than `MIN_ROWS`
+instances, instances of several layouts, STRING or BYTES tensors, invalid tensors, unknown or
+repeated fields, `output_buffers`, legacy instances.
 
 `write_reply` is the reverse for an answer without failures: each column layout's reply
 instance is laid out once and filled per row with NumPy, giving the bytes protobuf would.
@@ -87,13 +87,13 @@ def read_uniform(message: bytes) -> UniformRequest | None:
             if inputs is None:
                 return None
             count = _like_rows(message, field.start, stride, inputs)
+            if count < MIN_ROWS:
+                return None
             columns = _columns(message, field.start, stride, count, inputs)
             offset = field.start + count * stride
     except ValueError:  # malformed: the instance-by-instance decoder says how
         return None
-    if columns is None or columns.count < MIN_ROWS:
-        return None
-    return UniformRequest(specs, columns)
+    return None if columns is None else UniformRequest(specs, columns)
 
 
 def _instance_inputs(view: memoryview, instance: Field) -> list[_Input] | None:
@@ -115,17 +115,16 @@ def _instance_inputs(view: memoryview, instance: Field) -> list[_Input] | None:
                 return None
         if key is None or tensor is None or any(known.name == key for known in inputs):
             return None
-        found = _tensor_input(view, key, tensor)
+        found = _tensor_input(view, key, tensor, instance.start)
         if found is None:
             return None
-        inputs.append(found._replace(start=found.start - instance.start,
-                                     stop=found.stop - instance.start))  # fmt: skip
+        inputs.append(found)
     return inputs or None
 
 
-def _tensor_input(view: memoryview, name: str, tensor: Field) -> _Input | None:
+def _tensor_input(view: memoryview, name: str, tensor: Field, origin: int) -> _Input | None:
     """A `Tensor` field of exactly a shape, a dtype and numeric data, each once, that
-    `wire_tensor` accepts; its data offsets into `view`."""
+    `wire_tensor` accepts; its data offsets counted from `origin` in `view`."""
     dtype: int | None = None
     dims: list[int] | None = None
     data: Field | None = None
@@ -150,7 +149,7 @@ def _tensor_input(view: memoryview, name: str, tensor: Field) -> _Input | None:
         return None
     if wire.dtype in (STRING, BYTES):
         return None
-    return _Input(name, wire.dtype, wire.shape, payload_start(data), data.end)
+    return _Input(name, wire.dtype, wire.shape, payload_start(data) - origin, data.end - origin)
 
 
 def _skeleton(stride: int, inputs: list[_Input]) -> list[tuple[int, int]]:
@@ -168,8 +167,6 @@ def _like_rows(message: bytes, start: int, stride: int, inputs: list[_Input]) ->
     there outside its data (each is then an instance of the same layout: every key and length
     of the wire format lies outside the data)."""
     rows = (len(message) - start) // stride
-    if rows == 1:
-        return 1
     block = np.frombuffer(message, np.uint8, rows * stride, start).reshape(rows, stride)
     like = np.ones(rows, dtype=bool)
     for low, high in _skeleton(stride, inputs):
@@ -178,14 +175,8 @@ def _like_rows(message: bytes, start: int, stride: int, inputs: list[_Input]) ->
 
 
 def _columns(message: bytes, start: int, stride: int, count: int, inputs: list[_Input]) -> Columns:
-    """`count` instances from `start` as columns: views for one, else one copy per input."""
+    """`count` instances from `start` as columns: one copy per input."""
     tensors: dict[str, WireTensor] = {}
-    if count == 1:
-        view = memoryview(message)
-        for item in inputs:
-            data = view[start + item.start : start + item.stop]
-            tensors[item.name] = WireTensor(item.dtype, (1, *item.dims), data)
-        return Columns(1, tensors)
     block = np.frombuffer(message, np.uint8, count * stride, start).reshape(count, stride)
     for item in inputs:
         column = block[:, item.start : item.stop].tobytes()
