@@ -23,6 +23,8 @@ from msq.proto.messages import (
 )
 
 GATEWAY = b"gateway"
+#: Worker identities on the backend.
+W1, W2 = b"worker-1", b"worker-2"
 
 
 def signature(

@@ -10,6 +10,8 @@ from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Cancel, Disconnect, Heartbeat, Result, StatusQuery
 from tests.broker.factories import (
     GATEWAY,
+    W1,
+    W2,
     echo_result,
     first_values,
     instance,
@@ -21,8 +23,6 @@ from tests.broker.factories import (
     reply_outcomes,
     request,
 )
-
-W1, W2 = b"worker-1", b"worker-2"
 
 
 def test_request_is_dispatched_and_answered_in_order() -> None:

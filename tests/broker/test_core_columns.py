@@ -30,6 +30,8 @@ from msq.proto.messages import (
 from msq.proto.validation import check_instance
 from tests.broker.factories import (
     GATEWAY,
+    W1,
+    W2,
     echo_result,
     first_values,
     instance,
@@ -42,7 +44,6 @@ from tests.broker.factories import (
     request,
 )
 
-W1, W2 = b"worker-1", b"worker-2"
 #: x of any length (so that rows of several layouts are valid), and y.
 INPUTS = (TensorSpec("x", "float32", (-1,)),)
 #: Instance layouts: valid ones (lengths 2 and 3, an extra tensor that is dropped) and bad ones.

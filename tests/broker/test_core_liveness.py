@@ -8,9 +8,8 @@ from msq.broker.core import BrokerCore, Endpoint
 from msq.broker.settings import BrokerSettings
 from msq.proto.errors import ErrorKind, Failure
 from msq.proto.messages import Disconnect, Heartbeat, Reply
-from tests.broker.factories import GATEWAY, echo_result, jobs, ready, replies, request
+from tests.broker.factories import GATEWAY, W1, echo_result, jobs, ready, replies, request
 
-W1 = b"worker-1"
 OTHER = b"gateway-2"
 
 

@@ -8,9 +8,7 @@ import logging
 import pytest
 
 from msq.proto.messages import Request
-from tests.broker.factories import GATEWAY, echo_result, jobs, new_core, ready, request
-
-W1, W2 = b"worker-1", b"worker-2"
+from tests.broker.factories import GATEWAY, W1, W2, echo_result, jobs, new_core, ready, request
 
 
 def tagged(request_id: int, values: list[float], rid: str, **kwargs: float) -> Request:

@@ -17,9 +17,17 @@ from msq.proto.messages import (
     WorkerInfo,
 )
 from msq.proto.wire import decode, encode
-from tests.broker.factories import GATEWAY, echo_result, jobs, new_core, ready, request, signature
-
-W1, W2 = b"worker-1", b"worker-2"
+from tests.broker.factories import (
+    GATEWAY,
+    W1,
+    W2,
+    echo_result,
+    jobs,
+    new_core,
+    ready,
+    request,
+    signature,
+)
 
 
 def test_the_view_shows_busy_workers_queues_and_the_last_minute() -> None:
